@@ -37,3 +37,28 @@ impl fmt::Display for Quantity {
         write!(f, "{}m", self.milli)
     }
 }
+
+// TEMPORARY stub additions (lead): replaced by the real implementation.
+impl Quantity {
+    pub fn as_approximate_f64(&self) -> f64 {
+        self.milli as f64 / 1000.0
+    }
+}
+impl serde::Serialize for Quantity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+impl<'de> serde::Deserialize<'de> for Quantity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        let s = match v {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        let s = s.trim();
+        let (num, mult) = if let Some(n) = s.strip_suffix('m') { (n, 1i64) } else { (s, 1000) };
+        let f: f64 = num.parse().map_err(serde::de::Error::custom)?;
+        Ok(Self { milli: (f * mult as f64).ceil() as i64 })
+    }
+}

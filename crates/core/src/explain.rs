@@ -1,0 +1,1 @@
+//! The decision told to a person (filled in below).

@@ -1,0 +1,788 @@
+//! Reading YAML or JSON text into JSON values with the position of every node.
+//!
+//! This owns the step kubectl performs before anything reaches the API server: YAML
+//! (of which JSON is a subset) is read and each document is turned into JSON. We read
+//! the event stream of `granit-parser` (the parser `serde-saphyr` is built on, so the
+//! workspace compiles one YAML parser) because its events carry source marks.
+//!
+//! ## Scalars become the JSON types Kubernetes would see
+//!
+//! kubectl converts YAML to JSON with `sigs.k8s.io/yaml`, whose resolver is go-yaml v2's
+//! (`goyaml.v2/resolve.go`). We mirror that resolver, not the plain YAML 1.2 core
+//! schema, because what matters is the type the API server decodes:
+//!
+//! * quoted and block (`|`, `>`) scalars are always strings: `"50"` is a string;
+//! * plain `50`, `-3`, `0x1F`, `0o17`, `017` (octal, as go-yaml v2), `0b101`, `1_000`
+//!   are integers; `1.5`, `1e3`, `.5` are floats;
+//! * `true`/`false` and, as in go-yaml v2 (YAML 1.1), `yes`/`no`/`on`/`off`/`y`/`n` in
+//!   their lower, Capitalised and UPPER spellings are booleans;
+//! * `null`, `Null`, `NULL`, `~` and the empty scalar are null;
+//! * `.inf`, `-.inf` and `.nan` are rejected, as JSON cannot hold them (kubectl fails
+//!   the same way: `json: unsupported value: +Inf`);
+//! * an explicit core tag (`!!str 50`, `!!int "7"`) forces the type and is an error when
+//!   the text does not fit it; any other tag is ignored and the scalar read as a string.
+//!
+//! Integers are kept exact when they fit `i64` or `u64`. Larger ones become the nearest
+//! `f64` (serde_json's `arbitrary_precision` is deliberately not used): no field of an
+//! HPA can hold them anyway, and validation reports them as out of range.
+//!
+//! ## Structure
+//!
+//! Anchors and aliases work, as do `<<` merge keys (explicit keys win over merged ones,
+//! earlier merge sources over later ones, as the YAML merge-key spec says). Alias
+//! expansion is bounded in size and depth so a hostile file cannot blow up memory or
+//! the stack. A key given twice in one mapping is an error, as it is for kubectl
+//! (`key "x" already set in map`). Mapping keys must be scalars; non-string ones are
+//! written as JSON strings (`1: a` has key `"1"`), as `sigs.k8s.io/yaml` does.
+//!
+//! Documents that are empty or just `null` are skipped (kubectl skips them too).
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use granit_parser::{Event, Parser, ScalarStyle, Span, Tag};
+use serde_json::{Map, Number, Value};
+
+use crate::position::{self, NodePosition, Pos, Positions};
+use crate::{ManifestError, Result};
+
+/// Most nodes one document may expand to (aliases included).
+const MAX_NODES: usize = 250_000;
+/// Deepest nesting one document may reach once aliases are expanded.
+const MAX_DEPTH: usize = 512;
+
+/// One document of a YAML or JSON stream, as JSON with the source position of every node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// 0-based position of the document in the stream, counting skipped empty documents,
+    /// so it matches what a reader counts by `---` separators.
+    pub index: usize,
+    /// The document as JSON, as the API server would receive it.
+    pub value: Value,
+    /// Position of every node of `value`, keyed by path (see [`crate::position`]).
+    pub positions: Positions,
+}
+
+impl Document {
+    /// Where the document's content starts.
+    pub fn start(&self) -> Pos {
+        self.positions.value("").unwrap_or(Pos::START)
+    }
+
+    /// `apiVersion`, when it is a string.
+    pub fn api_version(&self) -> Option<&str> {
+        self.value.get("apiVersion").and_then(Value::as_str)
+    }
+
+    /// `kind`, when it is a string.
+    pub fn kind(&self) -> Option<&str> {
+        self.value.get("kind").and_then(Value::as_str)
+    }
+
+    /// `metadata.name`, when it is a string.
+    pub fn name(&self) -> Option<&str> {
+        self.value.pointer("/metadata/name").and_then(Value::as_str)
+    }
+
+    /// `metadata.namespace`, when it is a string.
+    pub fn namespace(&self) -> Option<&str> {
+        self.value.pointer("/metadata/namespace").and_then(Value::as_str)
+    }
+
+    /// How kubectl names the object: `Kind/name`, `Kind` when unnamed, and
+    /// `document` when it has no kind either.
+    pub fn describe(&self) -> String {
+        match (self.kind(), self.name()) {
+            (Some(kind), Some(name)) => format!("{kind}/{name}"),
+            (Some(kind), None) => kind.to_owned(),
+            (None, Some(name)) => format!("document {name}"),
+            (None, None) => "document".to_owned(),
+        }
+    }
+}
+
+/// Parses every non-empty document of a YAML (or JSON) stream.
+///
+/// `file` is only used to label errors (`file:line:col: message`).
+///
+/// # Errors
+/// A [`ManifestError::Syntax`] at the first syntax error anywhere in the stream (no
+/// document is returned then), for a key given twice in one mapping, for a value JSON
+/// cannot represent (`.inf`, `.nan`, a mapping used as a key), for a scalar that does
+/// not fit its explicit tag, and for aliases that expand too far.
+pub fn parse_documents(source: &str, file: &str) -> Result<Vec<Document>> {
+    let syntax = |pos: Pos, message: String| ManifestError::Syntax {
+        file: file.to_owned(),
+        line: pos.line,
+        column: pos.column,
+        message,
+    };
+    let mut documents = Vec::new();
+    let mut builder: Option<Builder> = None;
+    let mut index = 0usize;
+    for event in Parser::new_from_str(source) {
+        let (event, span) = event.map_err(|e| {
+            let mark = e.marker();
+            syntax(Pos::new(mark.line(), mark.col() + 1), e.info())
+        })?;
+        match event {
+            Event::DocumentStart(..) => builder = Some(Builder::default()),
+            Event::DocumentEnd => {
+                if let Some(done) = builder.take() {
+                    let root = done.finish().map_err(|(pos, m)| syntax(pos, m))?;
+                    if let Some(root) = root
+                        && !matches!(root.node.kind, Kind::Scalar(Scalar::Null))
+                    {
+                        let (value, positions) =
+                            flatten(&root).map_err(|(pos, m)| syntax(pos, m))?;
+                        documents.push(Document { index, value, positions });
+                    }
+                }
+                index += 1;
+            }
+            Event::StreamStart | Event::StreamEnd => {}
+            other => {
+                if let Some(b) = builder.as_mut() {
+                    b.event(other, &span).map_err(|(pos, m)| syntax(pos, m))?;
+                }
+            }
+        }
+    }
+    Ok(documents)
+}
+
+/// A problem found while building or flattening a document, before it gets its file.
+type Failure = (Pos, String);
+
+fn start(span: &Span) -> Pos {
+    Pos::new(span.start.line(), span.start.col() + 1)
+}
+
+/// A resolved scalar.
+#[derive(Debug, Clone, PartialEq)]
+enum Scalar {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+    Str(String),
+}
+
+#[derive(Debug)]
+enum Kind {
+    Scalar(Scalar),
+    Seq(Vec<Child>),
+    Map(Vec<(Key, Child)>),
+}
+
+#[derive(Debug)]
+struct Node {
+    kind: Kind,
+    /// Nesting depth of the node once aliases are expanded (1 for a scalar).
+    depth: usize,
+}
+
+/// A node where it is used: the shared node plus the position of this use (the alias
+/// token for an aliased node, the node itself otherwise).
+#[derive(Debug, Clone)]
+struct Child {
+    node: Rc<Node>,
+    pos: Pos,
+}
+
+#[derive(Debug, Clone)]
+struct Key {
+    text: String,
+    pos: Pos,
+    /// A plain `<<`: the YAML merge key.
+    merge: bool,
+}
+
+#[derive(Debug)]
+enum Frame {
+    Seq {
+        items: Vec<Child>,
+        pos: Pos,
+        anchor: usize,
+    },
+    Map {
+        entries: Vec<(Key, Child)>,
+        seen: HashSet<String>,
+        pending: Option<Key>,
+        pos: Pos,
+        anchor: usize,
+    },
+}
+
+/// Builds one document's node tree from parser events.
+#[derive(Debug, Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Child>,
+    root: Option<Child>,
+}
+
+impl Builder {
+    fn event(&mut self, event: Event<'_>, span: &Span) -> std::result::Result<(), Failure> {
+        let pos = start(span);
+        match event {
+            Event::Scalar(text, style, anchor, tag) => {
+                let plain = style == ScalarStyle::Plain && tag.is_none();
+                let map_key_expected =
+                    matches!(self.stack.last(), Some(Frame::Map { pending: None, .. }));
+                let scalar = resolve(&text, style, tag.as_deref()).map_err(|m| (pos, m))?;
+                if map_key_expected && plain && text == "<<" {
+                    return self.key(Key { text: "<<".into(), pos, merge: true });
+                }
+                let node = Rc::new(Node { kind: Kind::Scalar(scalar), depth: 1 });
+                self.complete(Child { node, pos }, anchor)
+            }
+            Event::SequenceStart(_, anchor, _) => {
+                self.stack.push(Frame::Seq { items: Vec::new(), pos, anchor });
+                Ok(())
+            }
+            Event::MappingStart(_, anchor, _) => {
+                self.stack.push(Frame::Map {
+                    entries: Vec::new(),
+                    seen: HashSet::new(),
+                    pending: None,
+                    pos,
+                    anchor,
+                });
+                Ok(())
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let Some(frame) = self.stack.pop() else {
+                    return Err((pos, "unbalanced collection end".into()));
+                };
+                let (kind, pos, anchor) = match frame {
+                    Frame::Seq { items, pos, anchor } => (Kind::Seq(items), pos, anchor),
+                    Frame::Map { entries, pending, pos, anchor, .. } => {
+                        if let Some(key) = pending {
+                            return Err((key.pos, "mapping key without a value".into()));
+                        }
+                        (Kind::Map(entries), pos, anchor)
+                    }
+                };
+                let depth = 1 + match &kind {
+                    Kind::Seq(items) => items.iter().map(|c| c.node.depth).max().unwrap_or(0),
+                    Kind::Map(entries) => {
+                        entries.iter().map(|(_, c)| c.node.depth).max().unwrap_or(0)
+                    }
+                    Kind::Scalar(_) => 0,
+                };
+                if depth > MAX_DEPTH {
+                    return Err((pos, format!("nesting deeper than {MAX_DEPTH} levels")));
+                }
+                self.complete(Child { node: Rc::new(Node { kind, depth }), pos }, anchor)
+            }
+            Event::Alias(id) => {
+                let Some(target) = self.anchors.get(&id) else {
+                    return Err((pos, "alias refers to an anchor that is not complete yet".into()));
+                };
+                let node = Rc::clone(&target.node);
+                self.complete(Child { node, pos }, 0)
+            }
+            Event::UnresolvedAlias(name) => Err((pos, format!("unknown anchor '{name}'"))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a finished node as the key or value of its parent (or as the root).
+    fn complete(&mut self, child: Child, anchor: usize) -> std::result::Result<(), Failure> {
+        if anchor != 0 {
+            self.anchors.insert(anchor, child.clone());
+        }
+        match self.stack.last_mut() {
+            None => {
+                self.root = Some(child);
+                Ok(())
+            }
+            Some(Frame::Seq { items, .. }) => {
+                items.push(child);
+                Ok(())
+            }
+            Some(Frame::Map { entries, pending, .. }) => {
+                if let Some(key) = pending.take() {
+                    entries.push((key, child));
+                    return Ok(());
+                }
+                let text = key_text(&child.node.kind).map_err(|m| (child.pos, m))?;
+                self.key(Key { text, pos: child.pos, merge: false })
+            }
+        }
+    }
+
+    fn key(&mut self, key: Key) -> std::result::Result<(), Failure> {
+        let Some(Frame::Map { seen, pending, .. }) = self.stack.last_mut() else {
+            return Err((key.pos, "mapping key outside a mapping".into()));
+        };
+        if !key.merge && !seen.insert(key.text.clone()) {
+            return Err((key.pos, format!("key {:?} already set in map", key.text)));
+        }
+        *pending = Some(key);
+        Ok(())
+    }
+
+    fn finish(self) -> std::result::Result<Option<Child>, Failure> {
+        if let Some(frame) = self.stack.last() {
+            let pos = match frame {
+                Frame::Seq { pos, .. } | Frame::Map { pos, .. } => *pos,
+            };
+            return Err((pos, "unterminated collection".into()));
+        }
+        Ok(self.root)
+    }
+}
+
+/// The JSON object key a YAML key becomes (`sigs.k8s.io/yaml` `convertToJSONableObject`).
+fn key_text(kind: &Kind) -> std::result::Result<String, String> {
+    match kind {
+        Kind::Scalar(Scalar::Str(s)) => Ok(s.clone()),
+        Kind::Scalar(Scalar::Int(i)) => Ok(i.to_string()),
+        Kind::Scalar(Scalar::Uint(u)) => Ok(u.to_string()),
+        Kind::Scalar(Scalar::Float(f)) => Ok(f.to_string()),
+        Kind::Scalar(Scalar::Bool(b)) => Ok(b.to_string()),
+        Kind::Scalar(Scalar::Null) => Err("unsupported map key: null".into()),
+        Kind::Seq(_) => Err("unsupported map key: a sequence".into()),
+        Kind::Map(_) => Err("unsupported map key: a mapping".into()),
+    }
+}
+
+/// Turns a scalar's text into its JSON type (see the module docs).
+fn resolve(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> std::result::Result<Scalar, String> {
+    let core = tag.and_then(|t| t.suffix_in_namespace("tag:yaml.org,2002:"));
+    let Some(wanted) = core else {
+        // No tag, or a tag outside the core schema (go-yaml v2 keeps the text).
+        return Ok(if style == ScalarStyle::Plain && tag.is_none() {
+            resolve_plain(text)
+        } else {
+            Scalar::Str(text.to_owned())
+        });
+    };
+    let resolved = resolve_plain(text);
+    let (got, fits) = match (&*wanted, &resolved) {
+        ("str" | "binary", _) => return Ok(Scalar::Str(text.to_owned())),
+        ("null", Scalar::Null) | ("bool", Scalar::Bool(_)) => ("", true),
+        ("int", Scalar::Int(_) | Scalar::Uint(_)) => ("", true),
+        ("float", Scalar::Float(_)) => ("", true),
+        ("float", Scalar::Int(i)) => {
+            #[allow(clippy::cast_precision_loss)] // go-yaml does float64(v) too.
+            return Ok(Scalar::Float(*i as f64));
+        }
+        ("float", Scalar::Uint(u)) => {
+            #[allow(clippy::cast_precision_loss)]
+            return Ok(Scalar::Float(*u as f64));
+        }
+        ("null" | "bool" | "int" | "float", other) => (type_tag(other), false),
+        // Collection or unknown core tags on a scalar: go-yaml keeps the text.
+        _ => return Ok(Scalar::Str(text.to_owned())),
+    };
+    if fits {
+        Ok(resolved)
+    } else {
+        Err(format!("cannot decode !!{got} `{text}` as a !!{wanted}"))
+    }
+}
+
+fn type_tag(scalar: &Scalar) -> &'static str {
+    match scalar {
+        Scalar::Null => "null",
+        Scalar::Bool(_) => "bool",
+        Scalar::Int(_) | Scalar::Uint(_) => "int",
+        Scalar::Float(_) => "float",
+        Scalar::Str(_) => "str",
+    }
+}
+
+/// go-yaml v2 `resolve` for an untagged plain scalar.
+fn resolve_plain(text: &str) -> Scalar {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Scalar::Null,
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            return Scalar::Bool(true);
+        }
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            return Scalar::Bool(false);
+        }
+        ".nan" | ".NaN" | ".NAN" => return Scalar::Float(f64::NAN),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Scalar::Float(f64::INFINITY);
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return Scalar::Float(f64::NEG_INFINITY),
+        _ => {}
+    }
+    let first = text.as_bytes()[0];
+    match first {
+        b'.' => match text.parse::<f64>() {
+            Ok(f) if go_float_syntax(text) => Scalar::Float(f),
+            _ => Scalar::Str(text.to_owned()),
+        },
+        b'+' | b'-' | b'0'..=b'9' => resolve_number(text),
+        _ => Scalar::Str(text.to_owned()),
+    }
+}
+
+/// Ints, then floats, as go-yaml v2 tries them for text starting with a sign or digit.
+fn resolve_number(text: &str) -> Scalar {
+    let plain: String = text.chars().filter(|&c| c != '_').collect();
+    match go_parse_int(&plain) {
+        Some(GoInt::Int(i)) => return Scalar::Int(i),
+        Some(GoInt::Uint(u)) => return Scalar::Uint(u),
+        Some(GoInt::Big(f)) if !yaml_style_float(&plain) => return Scalar::Float(f),
+        _ => {}
+    }
+    if yaml_style_float(&plain)
+        && let Ok(f) = plain.parse::<f64>()
+    {
+        return Scalar::Float(f);
+    }
+    if let Some(GoInt::Big(f)) = go_parse_int(&plain) {
+        return Scalar::Float(f);
+    }
+    Scalar::Str(text.to_owned())
+}
+
+enum GoInt {
+    Int(i64),
+    Uint(u64),
+    /// Valid integer syntax but beyond `u64`: its nearest `f64`.
+    Big(f64),
+}
+
+/// `strconv.ParseInt(s, 0, 64)` then `ParseUint`: an optional sign, then a `0x`, `0o`,
+/// `0b` or leading-`0` (octal) prefix or plain decimal digits.
+fn go_parse_int(s: &str) -> Option<GoInt> {
+    let (negative, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (radix, digits) = if let Some(rest) = body.strip_prefix("0x").or(body.strip_prefix("0X")) {
+        (16, rest)
+    } else if let Some(rest) = body.strip_prefix("0o").or(body.strip_prefix("0O")) {
+        (8, rest)
+    } else if let Some(rest) = body.strip_prefix("0b").or(body.strip_prefix("0B")) {
+        (2, rest)
+    } else if body.len() > 1 && body.starts_with('0') {
+        (8, &body[1..])
+    } else {
+        (10, body)
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = u128::from_str_radix(digits, radix).ok();
+    let big = || {
+        let f = digits
+            .chars()
+            .filter_map(|c| c.to_digit(radix))
+            .fold(0f64, |acc, d| acc * f64::from(radix) + f64::from(d));
+        GoInt::Big(if negative { -f } else { f })
+    };
+    let Some(magnitude) = magnitude else {
+        return Some(big());
+    };
+    if negative {
+        if magnitude <= i64::MAX as u128 + 1 {
+            // The cast wraps exactly for i64::MIN's magnitude.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+            let value = (magnitude as i64).wrapping_neg();
+            return Some(GoInt::Int(value));
+        }
+        return Some(big());
+    }
+    if let Ok(i) = i64::try_from(magnitude) {
+        Some(GoInt::Int(i))
+    } else if let Ok(u) = u64::try_from(magnitude) {
+        Some(GoInt::Uint(u))
+    } else {
+        Some(big())
+    }
+}
+
+/// go-yaml v2 `yamlStyleFloat`: `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.
+fn yaml_style_float(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    if matches!(b.first(), Some(b'+' | b'-')) {
+        i += 1;
+    }
+    let digits = |i: &mut usize| {
+        let from = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - from
+    };
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    } else {
+        if digits(&mut i) == 0 {
+            return false;
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            digits(&mut i);
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// Text starting with `.` that Go's `strconv.ParseFloat` accepts and Rust's parser agrees
+/// on: a decimal fraction with an optional exponent (`.5`, `.5e3`).
+fn go_float_syntax(s: &str) -> bool {
+    yaml_style_float(s)
+}
+
+/// Turns a node tree into JSON plus positions, expanding aliases and merge keys.
+fn flatten(root: &Child) -> std::result::Result<(Value, Positions), Failure> {
+    let mut positions = Positions::default();
+    let mut budget = MAX_NODES;
+    let value = emit(root, String::new(), None, &mut positions, &mut budget, root.pos)?;
+    Ok((value, positions))
+}
+
+fn emit(
+    child: &Child,
+    path: String,
+    key: Option<Pos>,
+    positions: &mut Positions,
+    budget: &mut usize,
+    root: Pos,
+) -> std::result::Result<Value, Failure> {
+    if *budget == 0 {
+        return Err((root, format!("document expands to more than {MAX_NODES} nodes")));
+    }
+    *budget -= 1;
+    let collection = !matches!(child.node.kind, Kind::Scalar(_));
+    positions.insert(path.clone(), NodePosition { value: child.pos, key, collection });
+    match &child.node.kind {
+        Kind::Scalar(scalar) => scalar_json(scalar).ok_or_else(|| {
+            (child.pos, "value cannot be represented in JSON (infinity or NaN)".to_owned())
+        }),
+        Kind::Seq(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                out.push(emit(item, position::index(&path, i), None, positions, budget, root)?);
+            }
+            Ok(Value::Array(out))
+        }
+        Kind::Map(entries) => {
+            let mut out = Map::new();
+            for (k, v) in merged(entries)? {
+                let value = emit(v, position::child(&path, &k.text), Some(k.pos), positions, budget, root)?;
+                out.insert(k.text.clone(), value);
+            }
+            Ok(Value::Object(out))
+        }
+    }
+}
+
+/// The entries of a mapping with its `<<` merge keys expanded.
+fn merged(entries: &[(Key, Child)]) -> std::result::Result<Vec<(&Key, &Child)>, Failure> {
+    let explicit: HashSet<&str> =
+        entries.iter().filter(|(k, _)| !k.merge).map(|(k, _)| k.text.as_str()).collect();
+    let mut out: Vec<(&Key, &Child)> = entries.iter().filter(|(k, _)| !k.merge).map(|(k, v)| (k, v)).collect();
+    let mut taken: HashSet<&str> = explicit;
+    for (key, value) in entries.iter().filter(|(k, _)| k.merge) {
+        let sources: Vec<&Child> = match &value.node.kind {
+            Kind::Map(_) => vec![value],
+            Kind::Seq(items) if items.iter().all(|i| matches!(i.node.kind, Kind::Map(_))) => {
+                items.iter().collect()
+            }
+            _ => {
+                return Err((
+                    key.pos,
+                    "map merge requires map or sequence of maps as the value".into(),
+                ));
+            }
+        };
+        for source in sources {
+            let Kind::Map(inner) = &source.node.kind else { continue };
+            for (k, v) in merged(inner)? {
+                if taken.insert(k.text.as_str()) {
+                    out.push((k, v));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn scalar_json(scalar: &Scalar) -> Option<Value> {
+    Some(match scalar {
+        Scalar::Null => Value::Null,
+        Scalar::Bool(b) => Value::Bool(*b),
+        Scalar::Int(i) => Value::Number(Number::from(*i)),
+        Scalar::Uint(u) => Value::Number(Number::from(*u)),
+        Scalar::Float(f) => Value::Number(Number::from_f64(*f)?),
+        Scalar::Str(s) => Value::String(s.clone()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn one(source: &str) -> Document {
+        let mut docs = parse_documents(source, "t.yaml").expect("parses");
+        assert_eq!(docs.len(), 1, "{docs:?}");
+        docs.remove(0)
+    }
+
+    fn value(source: &str) -> Value {
+        one(&format!("v: {source}\n")).value["v"].clone()
+    }
+
+    #[test]
+    fn plain_scalars_resolve_like_go_yaml_v2() {
+        assert_eq!(value("50"), json!(50));
+        assert_eq!(value("-3"), json!(-3));
+        assert_eq!(value("+7"), json!(7));
+        assert_eq!(value("0x1F"), json!(31));
+        assert_eq!(value("0o17"), json!(15));
+        assert_eq!(value("017"), json!(15));
+        assert_eq!(value("08"), json!(8.0));
+        assert_eq!(value("0b101"), json!(5));
+        assert_eq!(value("1_000"), json!(1000));
+        assert_eq!(value("1.5"), json!(1.5));
+        assert_eq!(value("1e3"), json!(1000.0));
+        assert_eq!(value(".5"), json!(0.5));
+        assert_eq!(value("true"), json!(true));
+        assert_eq!(value("False"), json!(false));
+        assert_eq!(value("yes"), json!(true));
+        assert_eq!(value("off"), json!(false));
+        assert_eq!(value("~"), json!(null));
+        assert_eq!(value("null"), json!(null));
+        assert_eq!(value(""), json!(null));
+        assert_eq!(value("50m"), json!("50m"));
+        assert_eq!(value("1.2.3"), json!("1.2.3"));
+        assert_eq!(value("2024-01-02"), json!("2024-01-02"));
+        assert_eq!(value("+"), json!("+"));
+        assert_eq!(value("Max"), json!("Max"));
+        // go-yaml v2 (YAML 1.1) booleans, as kubectl reads them, even as keys.
+        assert_eq!(one("y: 1\n").value, json!({"true": 1}));
+    }
+
+    #[test]
+    fn quoted_and_block_scalars_are_strings() {
+        assert_eq!(value("\"50\""), json!("50"));
+        assert_eq!(value("'true'"), json!("true"));
+        assert_eq!(value("\"\""), json!(""));
+        assert_eq!(one("v: |\n  50\n").value["v"], json!("50\n"));
+    }
+
+    #[test]
+    fn big_integers_stay_exact_up_to_u64_then_become_floats() {
+        assert_eq!(value("9223372036854775807"), json!(i64::MAX));
+        assert_eq!(value("-9223372036854775808"), json!(i64::MIN));
+        assert_eq!(value("18446744073709551615"), json!(u64::MAX));
+        assert_eq!(value("18446744073709551616"), json!(18_446_744_073_709_551_616.0));
+        assert_eq!(value("0x1FFFFFFFFFFFFFFFF"), json!(36_893_488_147_419_103_231.0));
+    }
+
+    #[test]
+    fn explicit_core_tags_force_the_type() {
+        assert_eq!(value("!!str 50"), json!("50"));
+        assert_eq!(value("!!int \"7\""), json!(7));
+        assert_eq!(value("!!float 2"), json!(2.0));
+        assert_eq!(value("!custom 5"), json!("5"));
+        let err = parse_documents("v: !!int ten\n", "t.yaml").unwrap_err();
+        assert_eq!(err.to_string(), "t.yaml:1:10: cannot decode !!str `ten` as a !!int");
+    }
+
+    #[test]
+    fn infinity_and_nan_are_rejected() {
+        let err = parse_documents("a: 1\nv: .inf\n", "t.yaml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.yaml:2:4: value cannot be represented in JSON (infinity or NaN)"
+        );
+    }
+
+    #[test]
+    fn positions_cover_values_and_keys() {
+        let doc = one("a: 1\nb:\n  c: \"x\"\n  d: [1, {e: f}]\n");
+        let p = &doc.positions;
+        assert_eq!(p.value(""), Some(Pos::new(1, 1)));
+        assert_eq!(p.value("a"), Some(Pos::new(1, 4)));
+        assert_eq!(p.key("a"), Some(Pos::new(1, 1)));
+        assert_eq!(p.key("b"), Some(Pos::new(2, 1)));
+        assert_eq!(p.value("b.c"), Some(Pos::new(3, 6)));
+        assert_eq!(p.value("b.d"), Some(Pos::new(4, 6)));
+        assert_eq!(p.value("b.d[0]"), Some(Pos::new(4, 7)));
+        assert_eq!(p.value("b.d[1].e"), Some(Pos::new(4, 14)));
+        assert_eq!(p.key("b.d[1].e"), Some(Pos::new(4, 11)));
+        assert_eq!(p.key("b.d[1]"), None);
+    }
+
+    #[test]
+    fn anchors_aliases_and_merge_keys_expand() {
+        let doc = one(
+            "base: &b {p: 1, q: 2}\nuse:\n  <<: *b\n  q: 3\nlist: &l [1]\ncopy: *l\n",
+        );
+        assert_eq!(doc.value["use"], json!({"p": 1, "q": 3}));
+        assert_eq!(doc.value["copy"], json!([1]));
+        // The alias use is where `copy` is; its items keep the anchor's positions.
+        assert_eq!(doc.positions.value("copy"), Some(Pos::new(6, 7)));
+        assert_eq!(doc.positions.value("copy[0]"), Some(Pos::new(5, 11)));
+        assert_eq!(doc.positions.value("use.p"), Some(Pos::new(1, 14)));
+    }
+
+    #[test]
+    fn duplicate_keys_are_an_error() {
+        let err = parse_documents("a: 1\nb: 2\na: 3\n", "t.yaml").unwrap_err();
+        assert_eq!(err.to_string(), "t.yaml:3:1: key \"a\" already set in map");
+    }
+
+    #[test]
+    fn alias_bombs_are_bounded() {
+        let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let prev = i - 1;
+            src.push_str(&format!(
+                "a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
+            ));
+        }
+        let err = parse_documents(&src, "t.yaml").unwrap_err();
+        assert!(err.to_string().contains("expands to more than"), "{err}");
+    }
+
+    #[test]
+    fn multi_document_streams_skip_empty_documents() {
+        let docs = parse_documents("---\na: 1\n---\n---\n# only a comment\n---\nb: 2\n", "t.yaml")
+            .expect("parses");
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].index, 0);
+        assert_eq!(docs[1].index, 3);
+        assert_eq!(docs[1].start(), Pos::new(7, 1));
+    }
+
+    #[test]
+    fn json_with_tabs_parses_with_positions() {
+        let doc = one("{\n\t\"a\": 1,\n\t\"b\": [true, \"x\"]\n}\n");
+        assert_eq!(doc.value, json!({"a": 1, "b": [true, "x"]}));
+        assert_eq!(doc.positions.value("b[1]"), Some(Pos::new(3, 14)));
+    }
+
+    #[test]
+    fn syntax_errors_carry_file_line_and_column() {
+        let err = parse_documents("a: [1, 2\nb: 3\n", "bad.yaml").unwrap_err();
+        assert_eq!(err.to_string(), "bad.yaml:2:2: illegal placement of ':' indicator");
+    }
+}
