@@ -289,11 +289,14 @@ impl ReplicaCalculator<'_> {
             detail.groups = Some(groups);
             return Ok(PlainProposal { replicas, usage, detail });
         }
-        // Missing pods count as exactly the target on a scale-down, 0 otherwise
-        // (`calcPlainMetricReplicas` uses a plain `else`, so a ratio of exactly 1 fills 0).
-        let fill = if ratio < 1.0 { target_usage } else { 0 };
-        for name in &groups.missing {
-            samples.insert(name.clone(), filled(fill));
+        // Missing pods count as exactly the target on a scale-down and 0 on a scale-up;
+        // at a ratio of exactly 1 nothing is filled in (upstream
+        // `TestPlainMetricReplicaCalcMissingMetricsNoChangeEq`).
+        if ratio != 1.0 {
+            let fill = if ratio < 1.0 { target_usage } else { 0 };
+            for name in &groups.missing {
+                samples.insert(name.clone(), filled(fill));
+            }
         }
         if scale_up_with_unready {
             for name in &groups.unready {

@@ -1,1 +1,239 @@
-//! The decision told to a person (filled in below).
+//! The decision told to a person: each metric's reading against its target and its
+//! proposal, then which rule (tolerance, readiness, missing pods, stabilization window,
+//! policy, bounds) shaped the final count, in order. This is `podscale explain`'s
+//! default output.
+use std::fmt::Write as _;
+
+use crate::api::MetricValueStatus;
+use crate::calculator::{Detail, Rule};
+use crate::conditions::EventType;
+use crate::defaults;
+use crate::metrics::MetricEvaluation;
+use crate::normalize::Normalized;
+use crate::reconcile::Path;
+use crate::scenario::{Evaluation, Scenario, Stage};
+
+/// Renders an evaluation as text.
+pub fn render(s: &Scenario, e: &Evaluation) -> String {
+    let mut out = String::new();
+    let hpa = &s.hpa;
+    let name = format!(
+        "{}/{}",
+        hpa.metadata.namespace.as_deref().unwrap_or("default"),
+        hpa.metadata.name.as_deref().unwrap_or("(unnamed)")
+    );
+    let target = &hpa.spec.scale_target_ref;
+    let stage = match s.stage {
+        Stage::Reconcile => "reconcile",
+        Stage::ReplicaCalculation => "replica calculation",
+        Stage::Normalization => "normalization",
+        Stage::Stabilization => "stabilization",
+    };
+    let id = s.id.as_deref().map(|i| format!(" [{i}]")).unwrap_or_default();
+    let _ = writeln!(out, "HorizontalPodAutoscaler {name}{id} — {stage} at {}", s.now);
+    let _ = writeln!(
+        out,
+        "  target {}/{}: {} replicas now (min {}, max {}){}",
+        target.kind,
+        target.name,
+        s.current_replicas,
+        defaults::min_replicas(hpa),
+        hpa.spec.max_replicas,
+        if hpa.spec.behavior.is_some() { ", with behavior" } else { ", legacy rules (no behavior)" }
+    );
+
+    if let Some(d) = &e.decision {
+        match d.path {
+            Path::ScalingDisabled => {
+                let _ = writeln!(
+                    out,
+                    "\nThe target has 0 replicas and minReplicas is {}: autoscaling is disabled, metrics are not read.",
+                    defaults::min_replicas(hpa)
+                );
+            }
+            Path::AboveMax | Path::BelowMin => {
+                let _ = writeln!(
+                    out,
+                    "\n{}: set to {} without reading metrics (no stabilization or rate limit applies).",
+                    d.reason, d.desired_replicas
+                );
+            }
+            _ => {}
+        }
+    }
+
+    if let Some(metrics) = &e.metrics {
+        let _ = writeln!(out, "\nMetrics");
+        if metrics.is_empty() {
+            if let Some(err) = &e.output.error {
+                let _ = writeln!(out, "  not evaluated: {err}");
+            }
+        }
+        for (i, m) in metrics.iter().enumerate() {
+            render_metric(&mut out, i, m, s.current_replicas);
+        }
+    }
+
+    match &e.output.recommendation {
+        Some(r) if e.metrics.is_some() => {
+            let from = e
+                .decision
+                .as_ref()
+                .map(|d| d.reason.clone())
+                .filter(|r| !r.is_empty())
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "\nRecommendation: {r} replicas, the largest proposal{from}");
+        }
+        _ => {}
+    }
+    if let Some(err) = &e.output.error
+        && e.metrics.as_ref().is_some_and(|m| !m.is_empty())
+    {
+        let _ = writeln!(
+            out,
+            "\nThe metric stage failed, so the scale is left alone (a metric that cannot be read never causes a scale-down):\n  {err}"
+        );
+    }
+
+    if let Some(n) = &e.normalized {
+        render_normalization(&mut out, s, n);
+    } else if s.stage == Stage::Stabilization
+        && let Some(st) = e.output.stabilized_recommendation
+    {
+        let _ = writeln!(
+            out,
+            "\nStabilization: raw recommendation {} → {st}",
+            e.output.recommendation.unwrap_or_default()
+        );
+    }
+
+    if let Some(d) = e.output.desired_replicas {
+        let verdict = match &e.decision {
+            Some(dec) if dec.rescale => format!(
+                "scale {}/{} from {} to {d} ({})",
+                target.kind, target.name, s.current_replicas, dec.reason
+            ),
+            Some(_) => format!("keep {d} replicas"),
+            None => format!("{d} replicas"),
+        };
+        let _ = writeln!(out, "\nDecision: {verdict}");
+    }
+
+    if let Some(st) = &e.output.status
+        && let Some(conds) = &st.conditions
+        && !conds.is_empty()
+    {
+        let _ = writeln!(out, "\nConditions");
+        for c in conds {
+            let _ = writeln!(out, "  {:<15} {:<6} {:<26} {}", c.type_, c.status, c.reason, c.message);
+        }
+    }
+    if !e.output.events.is_empty() {
+        let _ = writeln!(out, "\nEvents");
+        for ev in &e.output.events {
+            let t = match ev.type_ {
+                EventType::Normal => "Normal",
+                EventType::Warning => "Warning",
+            };
+            let _ = writeln!(out, "  {t:<8} {:<30} {}", ev.reason, ev.message);
+        }
+    }
+    out
+}
+
+fn current_text(c: &MetricValueStatus) -> String {
+    let mut parts = Vec::new();
+    if let Some(u) = c.average_utilization {
+        parts.push(format!("{u}% of request"));
+    }
+    if let Some(v) = &c.average_value {
+        parts.push(format!("{v} average"));
+    }
+    if let Some(v) = &c.value {
+        parts.push(format!("{v} total"));
+    }
+    parts.join(", ")
+}
+
+fn render_metric(out: &mut String, i: usize, m: &MetricEvaluation, current: i32) {
+    let title = m.name.clone().unwrap_or_else(|| format!("{} metric", m.type_));
+    let _ = writeln!(out, "  {}. {title}", i + 1);
+    if let Some(err) = &m.error {
+        let _ = writeln!(out, "     FAILED ({}): {err}", m.error_reason.unwrap_or(""));
+        return;
+    }
+    let reading = m.status.current().map(current_text).unwrap_or_default();
+    let target = m.target.clone().unwrap_or_default();
+    let _ = writeln!(out, "     reading {reading}; target {target}");
+    let Some(d) = &m.detail else { return };
+    if let Some(g) = &d.groups {
+        let _ = writeln!(
+            out,
+            "     pods: {} ready, {} unready, {} missing a sample, {} ignored (deleted or Failed)",
+            g.ready_count,
+            g.unready.len(),
+            g.missing.len(),
+            g.ignored.len()
+        );
+    }
+    let _ = writeln!(out, "     usage ratio {:.3}; {}", d.usage_ratio, rule_text(d, current));
+    if let Some(p) = m.proposal {
+        let _ = writeln!(out, "     proposal: {p} replicas");
+    }
+}
+
+fn rule_text(d: &Detail, current: i32) -> String {
+    let new = d.new_usage_ratio.unwrap_or(d.usage_ratio);
+    match d.rule {
+        Rule::WithinTolerance => format!("within tolerance, keep {current}"),
+        Rule::Scaled => match d.ready_pods {
+            Some(n) => format!("ceil({:.3} × {n} ready pods)", d.usage_ratio),
+            None => format!(
+                "ceil({:.3} × {} ready pods)",
+                d.usage_ratio,
+                d.groups.as_ref().map_or(0, |g| g.ready_count)
+            ),
+        },
+        Rule::FilledWithinTolerance => format!(
+            "after assuming missing pods at 100%/target (scale-down) or 0 (scale-up) and unready pods at 0, the ratio is {new:.3}: within tolerance, keep {current}"
+        ),
+        Rule::DirectionFlipped => format!(
+            "after filling in missing/unready pods the ratio is {new:.3}, which reverses the direction: keep {current}"
+        ),
+        Rule::RecountFlipped => format!(
+            "after filling in missing/unready pods, ceil({new:.3} × {}) would move against the ratio: keep {current}",
+            d.samples
+        ),
+        Rule::FilledScaled => format!(
+            "missing/unready pods filled in conservatively: ceil({new:.3} × {} pods)",
+            d.samples
+        ),
+        Rule::PerPodScaled => "outside tolerance: ceil(total / per-pod target)".into(),
+        Rule::FromZero => "scaling from zero: ceil(ratio), no tolerance".into(),
+    }
+}
+
+fn render_normalization(out: &mut String, s: &Scenario, n: &Normalized) {
+    let _ = writeln!(out, "\nNormalization");
+    let _ = writeln!(
+        out,
+        "  stabilization ({}): {} → {}",
+        n.able_to_scale.reason, n.able_to_scale.message, n.stabilized
+    );
+    let limit = n.limit.map(|l| format!(" (rate limit in force: {l})")).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "  limits ({}): {}{limit} → {}",
+        n.scaling_limited.reason, n.scaling_limited.message, n.desired
+    );
+    if s.hpa.spec.behavior.is_none() {
+        let _ = writeln!(
+            out,
+            "  (legacy rules: scale-down stabilization {}s, scale-up at most max({}×current, {}))",
+            s.controller.downscale_stabilization_window_seconds,
+            s.controller.legacy_scale_up_limit_factor,
+            s.controller.legacy_scale_up_limit_minimum
+        );
+    }
+}

@@ -1,5 +1,5 @@
-//! Golden scenarios: every `*.json` under `tests/scenarios/` (and the shared examples,
-//! when `../shared` is beside the project) is evaluated and checked against its
+//! Golden scenarios: every `*.json` under `tests/scenarios/` (`examples/`: the shared
+//! examples; `upstream/`: ported from kube-controller-manager's unit tests) is evaluated and checked against its
 //! `expect` block, mapped onto the output as `shared/examples/scenarios/README.md` says.
 //! Adding a case is adding a file.
 use std::path::{Path, PathBuf};
@@ -152,7 +152,6 @@ fn every_golden_scenario_matches_kube_controller_manager() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
     collect(&root.join("tests/scenarios"), &mut files);
-    collect(&root.join("../../../shared/examples/scenarios"), &mut files);
     files.sort();
     assert!(files.len() > 12, "expected golden scenarios, found {}", files.len());
     let mut failures = Vec::new();

@@ -80,7 +80,9 @@ mod tests {
 
     fn error(source: &str) -> String {
         let docs = parse_documents(source, "hpa.yaml").expect("parses");
-        deserialize::<Hpa>(&docs[0], "hpa.yaml").unwrap_err().to_string()
+        deserialize::<Hpa>(&docs[0], "hpa.yaml")
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]

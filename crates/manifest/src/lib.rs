@@ -24,11 +24,13 @@ pub mod position;
 pub mod validation;
 
 pub use deserialize::deserialize;
-//pub use diagnostic::Diagnostic;
-//pub use file::{DocumentReport, FileReport, Outcome, validate_file, validate_source};
+pub use diagnostic::Diagnostic;
+pub use file::{
+    DocumentReport, FileReport, Outcome, validate_file, validate_file_with, validate_source,
+};
 pub use parse::{Document, parse_documents};
 pub use position::{NodePosition, Pos, Positions};
-//pub use validation::{ValidationOptions, validate_hpa, validate_hpa_with};
+pub use validation::{ValidationOptions, validate_hpa, validate_hpa_with};
 
 /// Why a file could not be read, parsed or deserialized.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +73,11 @@ pub enum ManifestError {
 }
 
 fn field_prefix(field: &str) -> String {
-    if field.is_empty() { String::new() } else { format!("{field}: ") }
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!("{field}: ")
+    }
 }
 
 impl ManifestError {

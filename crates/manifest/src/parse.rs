@@ -86,7 +86,9 @@ impl Document {
 
     /// `metadata.namespace`, when it is a string.
     pub fn namespace(&self) -> Option<&str> {
-        self.value.pointer("/metadata/namespace").and_then(Value::as_str)
+        self.value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
     }
 
     /// How kubectl names the object: `Kind/name`, `Kind` when unnamed, and
@@ -135,7 +137,11 @@ pub fn parse_documents(source: &str, file: &str) -> Result<Vec<Document>> {
                     {
                         let (value, positions) =
                             flatten(&root).map_err(|(pos, m)| syntax(pos, m))?;
-                        documents.push(Document { index, value, positions });
+                        documents.push(Document {
+                            index,
+                            value,
+                            positions,
+                        });
                     }
                 }
                 index += 1;
@@ -233,13 +239,24 @@ impl Builder {
                     matches!(self.stack.last(), Some(Frame::Map { pending: None, .. }));
                 let scalar = resolve(&text, style, tag.as_deref()).map_err(|m| (pos, m))?;
                 if map_key_expected && plain && text == "<<" {
-                    return self.key(Key { text: "<<".into(), pos, merge: true });
+                    return self.key(Key {
+                        text: "<<".into(),
+                        pos,
+                        merge: true,
+                    });
                 }
-                let node = Rc::new(Node { kind: Kind::Scalar(scalar), depth: 1 });
+                let node = Rc::new(Node {
+                    kind: Kind::Scalar(scalar),
+                    depth: 1,
+                });
                 self.complete(Child { node, pos }, anchor)
             }
             Event::SequenceStart(_, anchor, _) => {
-                self.stack.push(Frame::Seq { items: Vec::new(), pos, anchor });
+                self.stack.push(Frame::Seq {
+                    items: Vec::new(),
+                    pos,
+                    anchor,
+                });
                 Ok(())
             }
             Event::MappingStart(_, anchor, _) => {
@@ -258,7 +275,13 @@ impl Builder {
                 };
                 let (kind, pos, anchor) = match frame {
                     Frame::Seq { items, pos, anchor } => (Kind::Seq(items), pos, anchor),
-                    Frame::Map { entries, pending, pos, anchor, .. } => {
+                    Frame::Map {
+                        entries,
+                        pending,
+                        pos,
+                        anchor,
+                        ..
+                    } => {
                         if let Some(key) = pending {
                             return Err((key.pos, "mapping key without a value".into()));
                         }
@@ -275,11 +298,20 @@ impl Builder {
                 if depth > MAX_DEPTH {
                     return Err((pos, format!("nesting deeper than {MAX_DEPTH} levels")));
                 }
-                self.complete(Child { node: Rc::new(Node { kind, depth }), pos }, anchor)
+                self.complete(
+                    Child {
+                        node: Rc::new(Node { kind, depth }),
+                        pos,
+                    },
+                    anchor,
+                )
             }
             Event::Alias(id) => {
                 let Some(target) = self.anchors.get(&id) else {
-                    return Err((pos, "alias refers to an anchor that is not complete yet".into()));
+                    return Err((
+                        pos,
+                        "alias refers to an anchor that is not complete yet".into(),
+                    ));
                 };
                 let node = Rc::clone(&target.node);
                 self.complete(Child { node, pos }, 0)
@@ -303,13 +335,19 @@ impl Builder {
                 items.push(child);
                 Ok(())
             }
-            Some(Frame::Map { entries, pending, .. }) => {
+            Some(Frame::Map {
+                entries, pending, ..
+            }) => {
                 if let Some(key) = pending.take() {
                     entries.push((key, child));
                     return Ok(());
                 }
                 let text = key_text(&child.node.kind).map_err(|m| (child.pos, m))?;
-                self.key(Key { text, pos: child.pos, merge: false })
+                self.key(Key {
+                    text,
+                    pos: child.pos,
+                    merge: false,
+                })
             }
         }
     }
@@ -351,7 +389,11 @@ fn key_text(kind: &Kind) -> std::result::Result<String, String> {
 }
 
 /// Turns a scalar's text into its JSON type (see the module docs).
-fn resolve(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> std::result::Result<Scalar, String> {
+fn resolve(
+    text: &str,
+    style: ScalarStyle,
+    tag: Option<&Tag>,
+) -> std::result::Result<Scalar, String> {
     let core = tag.and_then(|t| t.suffix_in_namespace("tag:yaml.org,2002:"));
     let Some(wanted) = core else {
         // No tag, or a tag outside the core schema (go-yaml v2 keeps the text).
@@ -552,7 +594,14 @@ fn go_float_syntax(s: &str) -> bool {
 fn flatten(root: &Child) -> std::result::Result<(Value, Positions), Failure> {
     let mut positions = Positions::default();
     let mut budget = MAX_NODES;
-    let value = emit(root, String::new(), None, &mut positions, &mut budget, root.pos)?;
+    let value = emit(
+        root,
+        String::new(),
+        None,
+        &mut positions,
+        &mut budget,
+        root.pos,
+    )?;
     Ok((value, positions))
 }
 
@@ -565,26 +614,53 @@ fn emit(
     root: Pos,
 ) -> std::result::Result<Value, Failure> {
     if *budget == 0 {
-        return Err((root, format!("document expands to more than {MAX_NODES} nodes")));
+        return Err((
+            root,
+            format!("document expands to more than {MAX_NODES} nodes"),
+        ));
     }
     *budget -= 1;
     let collection = !matches!(child.node.kind, Kind::Scalar(_));
-    positions.insert(path.clone(), NodePosition { value: child.pos, key, collection });
+    positions.insert(
+        path.clone(),
+        NodePosition {
+            value: child.pos,
+            key,
+            collection,
+        },
+    );
     match &child.node.kind {
         Kind::Scalar(scalar) => scalar_json(scalar).ok_or_else(|| {
-            (child.pos, "value cannot be represented in JSON (infinity or NaN)".to_owned())
+            (
+                child.pos,
+                "value cannot be represented in JSON (infinity or NaN)".to_owned(),
+            )
         }),
         Kind::Seq(items) => {
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                out.push(emit(item, position::index(&path, i), None, positions, budget, root)?);
+                out.push(emit(
+                    item,
+                    position::index(&path, i),
+                    None,
+                    positions,
+                    budget,
+                    root,
+                )?);
             }
             Ok(Value::Array(out))
         }
         Kind::Map(entries) => {
             let mut out = Map::new();
             for (k, v) in merged(entries)? {
-                let value = emit(v, position::child(&path, &k.text), Some(k.pos), positions, budget, root)?;
+                let value = emit(
+                    v,
+                    position::child(&path, &k.text),
+                    Some(k.pos),
+                    positions,
+                    budget,
+                    root,
+                )?;
                 out.insert(k.text.clone(), value);
             }
             Ok(Value::Object(out))
@@ -594,9 +670,16 @@ fn emit(
 
 /// The entries of a mapping with its `<<` merge keys expanded.
 fn merged(entries: &[(Key, Child)]) -> std::result::Result<Vec<(&Key, &Child)>, Failure> {
-    let explicit: HashSet<&str> =
-        entries.iter().filter(|(k, _)| !k.merge).map(|(k, _)| k.text.as_str()).collect();
-    let mut out: Vec<(&Key, &Child)> = entries.iter().filter(|(k, _)| !k.merge).map(|(k, v)| (k, v)).collect();
+    let explicit: HashSet<&str> = entries
+        .iter()
+        .filter(|(k, _)| !k.merge)
+        .map(|(k, _)| k.text.as_str())
+        .collect();
+    let mut out: Vec<(&Key, &Child)> = entries
+        .iter()
+        .filter(|(k, _)| !k.merge)
+        .map(|(k, v)| (k, v))
+        .collect();
     let mut taken: HashSet<&str> = explicit;
     for (key, value) in entries.iter().filter(|(k, _)| k.merge) {
         let sources: Vec<&Child> = match &value.node.kind {
@@ -612,7 +695,9 @@ fn merged(entries: &[(Key, Child)]) -> std::result::Result<Vec<(&Key, &Child)>, 
             }
         };
         for source in sources {
-            let Kind::Map(inner) = &source.node.kind else { continue };
+            let Kind::Map(inner) = &source.node.kind else {
+                continue;
+            };
             for (k, v) in merged(inner)? {
                 if taken.insert(k.text.as_str()) {
                     out.push((k, v));
@@ -692,8 +777,14 @@ mod tests {
         assert_eq!(value("9223372036854775807"), json!(i64::MAX));
         assert_eq!(value("-9223372036854775808"), json!(i64::MIN));
         assert_eq!(value("18446744073709551615"), json!(u64::MAX));
-        assert_eq!(value("18446744073709551616"), json!(18_446_744_073_709_551_616.0));
-        assert_eq!(value("0x1FFFFFFFFFFFFFFFF"), json!(36_893_488_147_419_103_231.0));
+        assert_eq!(
+            value("18446744073709551616"),
+            json!(18_446_744_073_709_551_616.0)
+        );
+        assert_eq!(
+            value("0x1FFFFFFFFFFFFFFFF"),
+            json!(36_893_488_147_419_103_231.0)
+        );
     }
 
     #[test]
@@ -703,7 +794,10 @@ mod tests {
         assert_eq!(value("!!float 2"), json!(2.0));
         assert_eq!(value("!custom 5"), json!("5"));
         let err = parse_documents("v: !!int ten\n", "t.yaml").unwrap_err();
-        assert_eq!(err.to_string(), "t.yaml:1:10: cannot decode !!str `ten` as a !!int");
+        assert_eq!(
+            err.to_string(),
+            "t.yaml:1:10: cannot decode !!str `ten` as a !!int"
+        );
     }
 
     #[test]
@@ -733,9 +827,7 @@ mod tests {
 
     #[test]
     fn anchors_aliases_and_merge_keys_expand() {
-        let doc = one(
-            "base: &b {p: 1, q: 2}\nuse:\n  <<: *b\n  q: 3\nlist: &l [1]\ncopy: *l\n",
-        );
+        let doc = one("base: &b {p: 1, q: 2}\nuse:\n  <<: *b\n  q: 3\nlist: &l [1]\ncopy: *l\n");
         assert_eq!(doc.value["use"], json!({"p": 1, "q": 3}));
         assert_eq!(doc.value["copy"], json!([1]));
         // The alias use is where `copy` is; its items keep the anchor's positions.
@@ -765,8 +857,11 @@ mod tests {
 
     #[test]
     fn multi_document_streams_skip_empty_documents() {
-        let docs = parse_documents("---\na: 1\n---\n---\n# only a comment\n---\nb: 2\n", "t.yaml")
-            .expect("parses");
+        let docs = parse_documents(
+            "---\na: 1\n---\n---\n# only a comment\n---\nb: 2\n",
+            "t.yaml",
+        )
+        .expect("parses");
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0].index, 0);
         assert_eq!(docs[1].index, 3);
@@ -783,6 +878,9 @@ mod tests {
     #[test]
     fn syntax_errors_carry_file_line_and_column() {
         let err = parse_documents("a: [1, 2\nb: 3\n", "bad.yaml").unwrap_err();
-        assert_eq!(err.to_string(), "bad.yaml:2:2: illegal placement of ':' indicator");
+        assert_eq!(
+            err.to_string(),
+            "bad.yaml:2:2: illegal placement of ':' indicator"
+        );
     }
 }

@@ -182,7 +182,11 @@ mod tests {
     #[test]
     fn locate_falls_back_to_the_nearest_ancestor_key() {
         let mut positions = Positions::default();
-        let root = NodePosition { value: Pos::new(1, 1), key: None, collection: true };
+        let root = NodePosition {
+            value: Pos::new(1, 1),
+            key: None,
+            collection: true,
+        };
         let spec = NodePosition {
             value: Pos::new(3, 3),
             key: Some(Pos::new(2, 1)),

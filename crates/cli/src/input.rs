@@ -1,0 +1,36 @@
+//! Reading user files: JSON or YAML with positions, so every error names the file,
+//! line, column and field.
+use std::io::Read as _;
+
+use anyhow::{Context as _, Result};
+use serde::de::DeserializeOwned;
+
+/// Reads a file (`-` = standard input) to a string.
+pub fn read(path: &str) -> Result<String> {
+    if path == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).context("cannot read standard input")?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))
+}
+
+/// Loads every document of a file as `T`; a top-level array yields one `T` per element.
+/// Returns the values and whether the input was a single object (not an array).
+pub fn load_all<T: DeserializeOwned>(source: &str, file: &str) -> Result<(Vec<T>, bool)> {
+    let docs = podscale_manifest::parse_documents(source, file)?;
+    if docs.is_empty() {
+        anyhow::bail!("{file}: no document found");
+    }
+    let single = docs.len() == 1 && !docs[0].value.is_array();
+    let mut out = Vec::new();
+    for doc in &docs {
+        if doc.value.is_array() {
+            let items: Vec<T> = podscale_manifest::deserialize(doc, file)?;
+            out.extend(items);
+        } else {
+            out.push(podscale_manifest::deserialize(doc, file)?);
+        }
+    }
+    Ok((out, single))
+}
