@@ -15,13 +15,29 @@ pub fn run(file: Option<&str>, output: Output) -> Result<ExitCode> {
         Some(f) => (f.to_string(), input::read(f)?),
         None => ("(embedded example)".to_string(), EXAMPLE.to_string()),
     };
+    if let Ok(docs) = podscale_manifest::parse_documents(&source, &name)
+        && let Some(doc) = docs
+            .iter()
+            .find(|d| d.kind() == Some("HorizontalPodAutoscaler"))
+    {
+        anyhow::bail!(
+            "{name}: {} is an HPA manifest, not a scenario. `explain` needs the state a decision \
+             was made in: wrap the manifest as `hpa:` in a scenario with `now`, `currentReplicas`, \
+             `pods` and `metrics` (see `podscale explain -o yaml` output and the scenarios under \
+             crates/core/tests/scenarios/); to check the manifest itself, run `podscale validate {name}`",
+            doc.describe()
+        );
+    }
     let (scenarios, single) = input::load_all::<Scenario>(&source, &name)?;
     let mut outputs: Vec<ExplainOutput> = Vec::with_capacity(scenarios.len());
     let mut texts = Vec::new();
     for (i, s) in scenarios.iter().enumerate() {
-        let eval = s
-            .evaluate()
-            .with_context(|| format!("{name}: scenario {}", s.id.clone().unwrap_or_else(|| i.to_string())))?;
+        let eval = s.evaluate().with_context(|| {
+            format!(
+                "{name}: scenario {}",
+                s.id.clone().unwrap_or_else(|| i.to_string())
+            )
+        })?;
         if output == Output::Text {
             texts.push(podscale_core::explain::render(s, &eval));
         }

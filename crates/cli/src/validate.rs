@@ -27,7 +27,10 @@ pub fn run(files: &[String]) -> Result<ExitCode> {
         };
         for doc in &docs {
             if doc.kind() != Some("HorizontalPodAutoscaler") {
-                eprintln!("{file}: skipped {} (not a HorizontalPodAutoscaler)", doc.describe());
+                eprintln!(
+                    "{file}: skipped {} (not a HorizontalPodAutoscaler)",
+                    doc.describe()
+                );
                 continue;
             }
             checked += 1;

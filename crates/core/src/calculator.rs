@@ -68,7 +68,14 @@ pub struct Detail {
 
 impl Detail {
     fn new(rule: Rule, usage_ratio: f64) -> Self {
-        Self { rule, usage_ratio, new_usage_ratio: None, groups: None, samples: 0, ready_pods: None }
+        Self {
+            rule,
+            usage_ratio,
+            new_usage_ratio: None,
+            groups: None,
+            samples: 0,
+            ready_pods: None,
+        }
     }
 }
 
@@ -103,7 +110,11 @@ const NO_PODS: &str = "no pods returned by selector while calculating replica co
 const NO_READY_METRICS: &str = "did not receive metrics for targeted pods (pods might be unready)";
 
 fn add(t: Timestamp, d: SignedDuration) -> Timestamp {
-    t.checked_add(d).unwrap_or(if d.is_negative() { Timestamp::MIN } else { Timestamp::MAX })
+    t.checked_add(d).unwrap_or(if d.is_negative() {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
 }
 
 /// `int32(math.Ceil(x))`, saturating where Go would overflow.
@@ -138,7 +149,8 @@ impl ReplicaCalculator<'_> {
                             // Still initializing: distrust the sample unless the pod is
                             // ready and a full window was collected since it became ready.
                             let ts = sample.timestamp.unwrap_or(Timestamp::MIN);
-                            !ready || ts < add(transition, SignedDuration::from_nanos(sample.window))
+                            !ready
+                                || ts < add(transition, SignedDuration::from_nanos(sample.window))
                         } else {
                             // Initialized: ignore only a pod that never became ready.
                             !ready && add(start, self.initial_readiness_delay) > transition
@@ -156,7 +168,11 @@ impl ReplicaCalculator<'_> {
     }
 
     /// `calculateRequests`: each listed pod's request for the resource, in milli-units.
-    pub fn requests(&self, resource: &str, container: &str) -> Result<BTreeMap<String, i64>, String> {
+    pub fn requests(
+        &self,
+        resource: &str,
+        container: &str,
+    ) -> Result<BTreeMap<String, i64>, String> {
         let mut out = BTreeMap::new();
         for pod in self.pods {
             out.insert(pod.name.clone(), pod_request(pod, resource, container)?);
@@ -198,7 +214,12 @@ impl ReplicaCalculator<'_> {
                 ceil_i32(ratio * groups.ready_count as f64)
             };
             detail.groups = Some(groups);
-            return Ok(ResourceProposal { replicas, utilization, raw_average, detail });
+            return Ok(ResourceProposal {
+                replicas,
+                utilization,
+                raw_average,
+                detail,
+            });
         }
 
         if ratio < 1.0 {
@@ -224,8 +245,19 @@ impl ReplicaCalculator<'_> {
         detail.new_usage_ratio = Some(new_ratio);
         detail.samples = samples.len();
         detail.groups = Some(groups);
-        let replicas = self.conservative(current_replicas, ratio, new_ratio, samples.len(), &mut detail);
-        Ok(ResourceProposal { replicas, utilization, raw_average, detail })
+        let replicas = self.conservative(
+            current_replicas,
+            ratio,
+            new_ratio,
+            samples.len(),
+            &mut detail,
+        );
+        Ok(ResourceProposal {
+            replicas,
+            utilization,
+            raw_average,
+            detail,
+        })
     }
 
     /// Steps 11–14 shared by the utilization and plain paths.
@@ -287,7 +319,11 @@ impl ReplicaCalculator<'_> {
                 ceil_i32(ratio * groups.ready_count as f64)
             };
             detail.groups = Some(groups);
-            return Ok(PlainProposal { replicas, usage, detail });
+            return Ok(PlainProposal {
+                replicas,
+                usage,
+                detail,
+            });
         }
         // Missing pods count as exactly the target on a scale-down and 0 on a scale-up;
         // at a ratio of exactly 1 nothing is filled in (upstream
@@ -307,8 +343,18 @@ impl ReplicaCalculator<'_> {
         detail.new_usage_ratio = Some(new_ratio);
         detail.samples = samples.len();
         detail.groups = Some(groups);
-        let replicas = self.conservative(current_replicas, ratio, new_ratio, samples.len(), &mut detail);
-        Ok(PlainProposal { replicas, usage, detail })
+        let replicas = self.conservative(
+            current_replicas,
+            ratio,
+            new_ratio,
+            samples.len(),
+            &mut detail,
+        );
+        Ok(PlainProposal {
+            replicas,
+            usage,
+            detail,
+        })
     }
 
     /// `getReadyPodsCount`: Running pods whose Ready condition is True.
@@ -316,11 +362,19 @@ impl ReplicaCalculator<'_> {
         if self.pods.is_empty() {
             return Err(format!("unable to calculate ready pods: {NO_PODS}"));
         }
-        Ok(self.pods.iter().filter(|p| p.is_running_and_ready()).count() as i64)
+        Ok(self
+            .pods
+            .iter()
+            .filter(|p| p.is_running_and_ready())
+            .count() as i64)
     }
 
     /// `getUsageRatioReplicaCount`: the Value-target path of Object and External metrics.
-    pub fn usage_ratio_replicas(&self, current_replicas: i32, ratio: f64) -> Result<(i32, Detail), String> {
+    pub fn usage_ratio_replicas(
+        &self,
+        current_replicas: i32,
+        ratio: f64,
+    ) -> Result<(i32, Detail), String> {
         if current_replicas == 0 {
             // Scale from zero: no tolerance, no pod count.
             return Ok((saturating_ceil(ratio), Detail::new(Rule::FromZero, ratio)));
@@ -357,11 +411,19 @@ impl ReplicaCalculator<'_> {
 /// `int32(math.Ceil(x))` with upstream's explicit guard at `MaxInt32`.
 fn saturating_ceil(x: f64) -> i32 {
     let c = x.ceil();
-    if c >= f64::from(i32::MAX) { i32::MAX } else { c as i32 }
+    if c >= f64::from(i32::MAX) {
+        i32::MAX
+    } else {
+        c as i32
+    }
 }
 
 fn filled(value: i64) -> Sample {
-    Sample { value, timestamp: None, window: 0 }
+    Sample {
+        value,
+        timestamp: None,
+        window: 0,
+    }
 }
 
 /// `GetResourceUtilizationRatio`: (ratio, utilization %, raw average), skipping samples
@@ -375,7 +437,9 @@ pub fn utilization_ratio(
     let mut requests_total: i64 = 0;
     let mut n: i64 = 0;
     for (name, s) in samples {
-        let Some(request) = requests.get(name) else { continue };
+        let Some(request) = requests.get(name) else {
+            continue;
+        };
         total = total.wrapping_add(s.value);
         requests_total = requests_total.wrapping_add(*request);
         n += 1;
@@ -391,7 +455,9 @@ pub fn utilization_ratio(
 
 /// `GetMetricUsageRatio`: (ratio, average) over every sample, superfluous ones included.
 pub fn usage_ratio(samples: &PodSamples, target_usage: i64) -> (f64, i64) {
-    let total = samples.values().fold(0i64, |acc, s| acc.wrapping_add(s.value));
+    let total = samples
+        .values()
+        .fold(0i64, |acc, s| acc.wrapping_add(s.value));
     let n = samples.len().max(1) as i64;
     let usage = total / n;
     (usage as f64 / target_usage as f64, usage)
@@ -402,11 +468,20 @@ fn pod_request(pod: &Pod, resource: &str, container: &str) -> Result<i64, String
     if container.is_empty()
         && let Some(requests) = pod.resources.as_ref().and_then(|r| r.requests.as_ref())
     {
-        return requests.get(resource).map(|q| q.milli_value()).ok_or_else(|| {
-            format!("missing pod-level request for {resource} in Pod {}", pod.name)
-        });
+        return requests
+            .get(resource)
+            .map(|q| q.milli_value())
+            .ok_or_else(|| {
+                format!(
+                    "missing pod-level request for {resource} in Pod {}",
+                    pod.name
+                )
+            });
     }
-    let sidecars = pod.init_containers.iter().filter(|c| c.restart_policy.as_deref() == Some("Always"));
+    let sidecars = pod
+        .init_containers
+        .iter()
+        .filter(|c| c.restart_policy.as_deref() == Some("Always"));
     let mut sum: i64 = 0;
     for c in pod.containers.iter().chain(sidecars) {
         if !container.is_empty() && c.name != container {
@@ -418,7 +493,10 @@ fn pod_request(pod: &Pod, resource: &str, container: &str) -> Result<i64, String
             .and_then(|r| r.requests.as_ref())
             .and_then(|r| r.get(resource))
             .ok_or_else(|| {
-                format!("missing request for {resource} in container {} of Pod {}", c.name, pod.name)
+                format!(
+                    "missing request for {resource} in container {} of Pod {}",
+                    c.name, pod.name
+                )
             })?;
         sum = sum.wrapping_add(request.milli_value());
         if !container.is_empty() {
@@ -426,7 +504,10 @@ fn pod_request(pod: &Pod, resource: &str, container: &str) -> Result<i64, String
         }
     }
     if !container.is_empty() {
-        return Err(format!("container {container} not found in Pod {}", pod.name));
+        return Err(format!(
+            "container {container} not found in Pod {}",
+            pod.name
+        ));
     }
     Ok(sum)
 }

@@ -58,7 +58,11 @@ pub fn new(
 
 /// `setConditionInList`: update the condition of that type in place (bumping
 /// `lastTransitionTime` only when the status changes) or append it.
-pub fn set(list: &mut Vec<HorizontalPodAutoscalerCondition>, cond: HorizontalPodAutoscalerCondition, now: Timestamp) {
+pub fn set(
+    list: &mut Vec<HorizontalPodAutoscalerCondition>,
+    cond: HorizontalPodAutoscalerCondition,
+    now: Timestamp,
+) {
     match list.iter_mut().find(|c| c.type_ == cond.type_) {
         Some(existing) => {
             if existing.status != cond.status {
@@ -68,7 +72,10 @@ pub fn set(list: &mut Vec<HorizontalPodAutoscalerCondition>, cond: HorizontalPod
             existing.reason = cond.reason;
             existing.message = cond.message;
         }
-        None => list.push(HorizontalPodAutoscalerCondition { last_transition_time: Some(now), ..cond }),
+        None => list.push(HorizontalPodAutoscalerCondition {
+            last_transition_time: Some(now),
+            ..cond
+        }),
     }
 }
 
@@ -90,10 +97,18 @@ pub struct Event {
 
 impl Event {
     pub fn warning(reason: &str, message: impl Into<String>) -> Self {
-        Self { type_: EventType::Warning, reason: reason.into(), message: message.into() }
+        Self {
+            type_: EventType::Warning,
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
 
     pub fn normal(reason: &str, message: impl Into<String>) -> Self {
-        Self { type_: EventType::Normal, reason: reason.into(), message: message.into() }
+        Self {
+            type_: EventType::Normal,
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
 }

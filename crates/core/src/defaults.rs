@@ -38,7 +38,11 @@ impl Tolerances {
 }
 
 fn policy(type_: &str, value: i32, period_seconds: i32) -> HpaScalingPolicy {
-    HpaScalingPolicy { type_: type_.into(), value, period_seconds }
+    HpaScalingPolicy {
+        type_: type_.into(),
+        value,
+        period_seconds,
+    }
 }
 
 /// `GenerateHPAScaleUpRules` + `copyHPAScalingRules`: a field the user set wins,
@@ -64,10 +68,14 @@ pub fn behavior(hpa: &HorizontalPodAutoscaler, settings: &ControllerSettings) ->
     let up_default = ScalingRules {
         stabilization_window_seconds: 0,
         select_policy: select_policy::MAX.into(),
-        policies: vec![policy(policy_type::PODS, 4, 15), policy(policy_type::PERCENT, 100, 15)],
+        policies: vec![
+            policy(policy_type::PODS, 4, 15),
+            policy(policy_type::PERCENT, 100, 15),
+        ],
         tolerance: None,
     };
-    let down_window = i32::try_from(settings.downscale_stabilization_window_seconds).unwrap_or(i32::MAX);
+    let down_window =
+        i32::try_from(settings.downscale_stabilization_window_seconds).unwrap_or(i32::MAX);
     let down_default = ScalingRules {
         stabilization_window_seconds: down_window,
         select_policy: select_policy::MAX.into(),
@@ -98,7 +106,10 @@ pub fn metrics(hpa: &HorizontalPodAutoscaler) -> Vec<MetricSpec> {
 /// controller-wide default.
 pub fn tolerances(hpa: &HorizontalPodAutoscaler, settings: &ControllerSettings) -> Tolerances {
     let default = settings.effective_tolerance();
-    let mut t = Tolerances { scale_down: default, scale_up: default };
+    let mut t = Tolerances {
+        scale_down: default,
+        scale_up: default,
+    };
     if settings.configurable_tolerance_enabled
         && let Some(b) = &hpa.spec.behavior
     {

@@ -33,14 +33,16 @@ impl GoDuration {
         }
         let mut total: i128 = 0;
         while !rest.is_empty() {
-            let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(|| {
-                format!("time: missing unit in duration {s:?}")
-            })?;
+            let num_end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .ok_or_else(|| format!("time: missing unit in duration {s:?}"))?;
             let (num, tail) = rest.split_at(num_end);
             if num.is_empty() || num == "." {
                 return Err(err());
             }
-            let unit_end = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+            let unit_end = tail
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(tail.len());
             let (unit, tail) = tail.split_at(unit_end);
             let scale: i128 = match unit {
                 "ns" => 1,
@@ -52,7 +54,11 @@ impl GoDuration {
                 _ => return Err(format!("time: unknown unit {unit:?} in duration {s:?}")),
             };
             let (int_part, frac_part) = num.split_once('.').unwrap_or((num, ""));
-            let int: i128 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| err())? };
+            let int: i128 = if int_part.is_empty() {
+                0
+            } else {
+                int_part.parse().map_err(|_| err())?
+            };
             let mut value = int.checked_mul(scale).ok_or_else(err)?;
             let mut div = 1i128;
             for c in frac_part.chars() {

@@ -29,8 +29,15 @@ pub fn render(s: &Scenario, e: &Evaluation) -> String {
         Stage::Normalization => "normalization",
         Stage::Stabilization => "stabilization",
     };
-    let id = s.id.as_deref().map(|i| format!(" [{i}]")).unwrap_or_default();
-    let _ = writeln!(out, "HorizontalPodAutoscaler {name}{id} — {stage} at {}", s.now);
+    let id =
+        s.id.as_deref()
+            .map(|i| format!(" [{i}]"))
+            .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "HorizontalPodAutoscaler {name}{id} — {stage} at {}",
+        s.now
+    );
     let _ = writeln!(
         out,
         "  target {}/{}: {} replicas now (min {}, max {}){}",
@@ -39,7 +46,11 @@ pub fn render(s: &Scenario, e: &Evaluation) -> String {
         s.current_replicas,
         defaults::min_replicas(hpa),
         hpa.spec.max_replicas,
-        if hpa.spec.behavior.is_some() { ", with behavior" } else { ", legacy rules (no behavior)" }
+        if hpa.spec.behavior.is_some() {
+            ", with behavior"
+        } else {
+            ", legacy rules (no behavior)"
+        }
     );
 
     if let Some(d) = &e.decision {
@@ -64,10 +75,10 @@ pub fn render(s: &Scenario, e: &Evaluation) -> String {
 
     if let Some(metrics) = &e.metrics {
         let _ = writeln!(out, "\nMetrics");
-        if metrics.is_empty() {
-            if let Some(err) = &e.output.error {
-                let _ = writeln!(out, "  not evaluated: {err}");
-            }
+        if metrics.is_empty()
+            && let Some(err) = &e.output.error
+        {
+            let _ = writeln!(out, "  not evaluated: {err}");
         }
         for (i, m) in metrics.iter().enumerate() {
             render_metric(&mut out, i, m, s.current_replicas);
@@ -83,7 +94,10 @@ pub fn render(s: &Scenario, e: &Evaluation) -> String {
                 .filter(|r| !r.is_empty())
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default();
-            let _ = writeln!(out, "\nRecommendation: {r} replicas, the largest proposal{from}");
+            let _ = writeln!(
+                out,
+                "\nRecommendation: {r} replicas, the largest proposal{from}"
+            );
         }
         _ => {}
     }
@@ -126,7 +140,11 @@ pub fn render(s: &Scenario, e: &Evaluation) -> String {
     {
         let _ = writeln!(out, "\nConditions");
         for c in conds {
-            let _ = writeln!(out, "  {:<15} {:<6} {:<26} {}", c.type_, c.status, c.reason, c.message);
+            let _ = writeln!(
+                out,
+                "  {:<15} {:<6} {:<26} {}",
+                c.type_, c.status, c.reason, c.message
+            );
         }
     }
     if !e.output.events.is_empty() {
@@ -157,7 +175,10 @@ fn current_text(c: &MetricValueStatus) -> String {
 }
 
 fn render_metric(out: &mut String, i: usize, m: &MetricEvaluation, current: i32) {
-    let title = m.name.clone().unwrap_or_else(|| format!("{} metric", m.type_));
+    let title = m
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{} metric", m.type_));
     let _ = writeln!(out, "  {}. {title}", i + 1);
     if let Some(err) = &m.error {
         let _ = writeln!(out, "     FAILED ({}): {err}", m.error_reason.unwrap_or(""));
@@ -177,7 +198,12 @@ fn render_metric(out: &mut String, i: usize, m: &MetricEvaluation, current: i32)
             g.ignored.len()
         );
     }
-    let _ = writeln!(out, "     usage ratio {:.3}; {}", d.usage_ratio, rule_text(d, current));
+    let _ = writeln!(
+        out,
+        "     usage ratio {:.3}; {}",
+        d.usage_ratio,
+        rule_text(d, current)
+    );
     if let Some(p) = m.proposal {
         let _ = writeln!(out, "     proposal: {p} replicas");
     }
@@ -221,7 +247,10 @@ fn render_normalization(out: &mut String, s: &Scenario, n: &Normalized) {
         "  stabilization ({}): {} → {}",
         n.able_to_scale.reason, n.able_to_scale.message, n.stabilized
     );
-    let limit = n.limit.map(|l| format!(" (rate limit in force: {l})")).unwrap_or_default();
+    let limit = n
+        .limit
+        .map(|l| format!(" (rate limit in force: {l})"))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
         "  limits ({}): {}{limit} → {}",

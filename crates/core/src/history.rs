@@ -42,6 +42,8 @@ pub struct History {
 
 impl History {
     pub(crate) fn events(&self, direction: Direction) -> impl Iterator<Item = &ScaleEvent> {
-        self.scale_events.iter().filter(move |e| e.direction == direction)
+        self.scale_events
+            .iter()
+            .filter(move |e| e.direction == direction)
     }
 }

@@ -181,7 +181,9 @@ pub fn parse(input: &str) -> Result<Selector, SelectorError> {
                 }
             }
             Some(t) => {
-                return Err(SelectorError(format!("found '{t}', expected: ',' or 'end of string'")));
+                return Err(SelectorError(format!(
+                    "found '{t}', expected: ',' or 'end of string'"
+                )));
             }
         }
     }
@@ -197,18 +199,28 @@ fn parse_requirement(tokens: &[Token], pos: &mut usize) -> Result<Requirement, S
     let key = match tokens.get(*pos) {
         Some(Token::Ident(k)) => k.clone(),
         Some(t) => {
-            return Err(SelectorError(format!("found '{t}', expected: !, identifier, or 'end of string'")));
+            return Err(SelectorError(format!(
+                "found '{t}', expected: !, identifier, or 'end of string'"
+            )));
         }
         None => return Err(SelectorError("found '', expected: identifier".into())),
     };
     *pos += 1;
     validate_key(&key)?;
     if negated {
-        return Ok(Requirement { key, operator: Operator::DoesNotExist, values: Vec::new() });
+        return Ok(Requirement {
+            key,
+            operator: Operator::DoesNotExist,
+            values: Vec::new(),
+        });
     }
     let op = match tokens.get(*pos) {
         None | Some(Token::Comma) => {
-            return Ok(Requirement { key, operator: Operator::Exists, values: Vec::new() });
+            return Ok(Requirement {
+                key,
+                operator: Operator::Exists,
+                values: Vec::new(),
+            });
         }
         Some(Token::Equals) | Some(Token::DoubleEquals) => Operator::Equals,
         Some(Token::NotEquals) => Operator::NotEquals,
@@ -224,48 +236,7 @@ fn parse_requirement(tokens: &[Token], pos: &mut usize) -> Result<Requirement, S
     };
     *pos += 1;
     let values = match op {
-        Operator::In | Operator::NotIn => {
-            if tokens.get(*pos) != Some(&Token::Open) {
-                return Err(SelectorError(format!(
-                    "found '{}', expected: '('",
-                    tokens.get(*pos).map(ToString::to_string).unwrap_or_default()
-                )));
-            }
-            *pos += 1;
-            let mut values = Vec::new();
-            loop {
-                match tokens.get(*pos) {
-                    Some(Token::Ident(v)) => {
-                        values.push(v.clone());
-                        *pos += 1;
-                    }
-                    Some(Token::Comma) => {
-                        // An empty value between commas is allowed: `in (a,,b)`.
-                        if values.is_empty() {
-                            values.push(String::new());
-                        }
-                    }
-                    _ => {}
-                }
-                match tokens.get(*pos) {
-                    Some(Token::Comma) => {
-                        *pos += 1;
-                        if tokens.get(*pos) == Some(&Token::Close) {
-                            values.push(String::new());
-                        }
-                    }
-                    Some(Token::Close) => {
-                        *pos += 1;
-                        break;
-                    }
-                    Some(t) => {
-                        return Err(SelectorError(format!("found '{t}', expected: ',', or ')'")));
-                    }
-                    None => return Err(SelectorError("found '', expected: ')'".into())),
-                }
-            }
-            values
-        }
+        Operator::In | Operator::NotIn => parse_values(tokens, pos)?,
         _ => match tokens.get(*pos) {
             Some(Token::Ident(v)) => {
                 *pos += 1;
@@ -291,13 +262,92 @@ fn parse_requirement(tokens: &[Token], pos: &mut usize) -> Result<Requirement, S
             values.first().cloned().unwrap_or_default()
         )));
     }
-    Ok(Requirement { key, operator: op, values })
+    Ok(Requirement {
+        key,
+        operator: op,
+        values,
+    })
+}
+
+/// `parseValues` + `parseIdentifiersList`: `(a, b)`, `()`, `(,a)`, `(a,)`.
+fn parse_values(tokens: &[Token], pos: &mut usize) -> Result<Vec<String>, SelectorError> {
+    let found = |t: Option<&Token>| t.map(ToString::to_string).unwrap_or_default();
+    if tokens.get(*pos) != Some(&Token::Open) {
+        return Err(SelectorError(format!(
+            "found '{}' expected: '('",
+            found(tokens.get(*pos))
+        )));
+    }
+    *pos += 1;
+    // Inside parentheses, keywords are plain values.
+    let ident = |t: Option<&Token>| match t {
+        Some(Token::Ident(v)) => Some(v.clone()),
+        Some(Token::In) => Some("in".to_string()),
+        Some(Token::NotIn) => Some("notin".to_string()),
+        _ => None,
+    };
+    let mut values: Vec<String> = Vec::new();
+    let push = |values: &mut Vec<String>, v: String| {
+        if !values.contains(&v) {
+            values.push(v);
+        }
+    };
+    if tokens.get(*pos) == Some(&Token::Close) {
+        *pos += 1;
+        return Ok(vec![String::new()]);
+    }
+    loop {
+        let tok = tokens.get(*pos);
+        *pos += 1;
+        if let Some(v) = ident(tok) {
+            push(&mut values, v);
+            match tokens.get(*pos) {
+                Some(Token::Comma) => continue,
+                Some(Token::Close) => {
+                    *pos += 1;
+                    return Ok(values);
+                }
+                t => {
+                    return Err(SelectorError(format!(
+                        "found '{}', expected: ',' or ')'",
+                        found(t)
+                    )));
+                }
+            }
+        }
+        match tok {
+            Some(Token::Comma) => {
+                if values.is_empty() {
+                    push(&mut values, String::new());
+                }
+                match tokens.get(*pos) {
+                    Some(Token::Close) => {
+                        *pos += 1;
+                        push(&mut values, String::new());
+                        return Ok(values);
+                    }
+                    Some(Token::Comma) => {
+                        *pos += 1;
+                        push(&mut values, String::new());
+                    }
+                    _ => {}
+                }
+            }
+            t => {
+                return Err(SelectorError(format!(
+                    "found '{}', expected: ',', or identifier",
+                    found(t)
+                )));
+            }
+        }
+    }
 }
 
 fn is_name_part(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && s.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
 }
@@ -313,7 +363,8 @@ fn validate_key(key: &str) -> Result<(), SelectorError> {
             && p.len() <= 253
             && p.split('.').all(|l| {
                 !l.is_empty()
-                    && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && l.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                     && !l.starts_with('-')
                     && !l.ends_with('-')
             })
@@ -346,7 +397,11 @@ pub fn from_label_selector(sel: Option<&LabelSelector>) -> Result<Selector, Sele
     for (k, v) in sel.match_labels.iter().flatten() {
         validate_key(k)?;
         validate_value(v)?;
-        reqs.push(Requirement { key: k.clone(), operator: Operator::Equals, values: vec![v.clone()] });
+        reqs.push(Requirement {
+            key: k.clone(),
+            operator: Operator::Equals,
+            values: vec![v.clone()],
+        });
     }
     for expr in sel.match_expressions.iter().flatten() {
         let values = expr.values.clone().unwrap_or_default();
@@ -356,7 +411,9 @@ pub fn from_label_selector(sel: Option<&LabelSelector>) -> Result<Selector, Sele
             "Exists" => Operator::Exists,
             "DoesNotExist" => Operator::DoesNotExist,
             other => {
-                return Err(SelectorError(format!("{other:?} is not a valid label selector operator")));
+                return Err(SelectorError(format!(
+                    "{other:?} is not a valid label selector operator"
+                )));
             }
         };
         match op {
@@ -367,7 +424,8 @@ pub fn from_label_selector(sel: Option<&LabelSelector>) -> Result<Selector, Sele
             }
             Operator::Exists | Operator::DoesNotExist if !values.is_empty() => {
                 return Err(SelectorError(
-                    "values: Invalid value: values set must be empty for exists and does not exist".into(),
+                    "values: Invalid value: values set must be empty for exists and does not exist"
+                        .into(),
                 ));
             }
             _ => {}
@@ -376,7 +434,11 @@ pub fn from_label_selector(sel: Option<&LabelSelector>) -> Result<Selector, Sele
         for v in &values {
             validate_value(v)?;
         }
-        reqs.push(Requirement { key: expr.key.clone(), operator: op, values });
+        reqs.push(Requirement {
+            key: expr.key.clone(),
+            operator: op,
+            values,
+        });
     }
     Ok(Selector::Requirements(reqs))
 }
@@ -411,7 +473,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -442,7 +507,17 @@ mod tests {
 
     #[test]
     fn malformed_selectors_are_errors_not_panics() {
-        for bad in ["cheddar cheese", "a=b=c", "in (", "a in b", "=x", "a,", "a>b", "a in (x", "!"] {
+        for bad in [
+            "cheddar cheese",
+            "a=b=c",
+            "in (",
+            "a in b",
+            "=x",
+            "a,",
+            "a>b",
+            "a in (x",
+            "!",
+        ] {
             assert!(parse(bad).is_err(), "{bad} should not parse");
         }
     }
@@ -464,7 +539,11 @@ mod tests {
             "&LabelSelector{MatchLabels:map[string]string{a: 1,b: 2,},MatchExpressions:[]LabelSelectorRequirement{LabelSelectorRequirement{Key:k,Operator:In,Values:[x y],},},}"
         );
         assert_eq!(go_format(None), "nil");
-        assert!(!from_label_selector(None).expect("nil is valid").matches(&labels(&[])));
+        assert!(
+            !from_label_selector(None)
+                .expect("nil is valid")
+                .matches(&labels(&[]))
+        );
         let bad = LabelSelector {
             match_expressions: Some(vec![crate::api::LabelSelectorRequirement {
                 key: "k".into(),

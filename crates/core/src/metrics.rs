@@ -5,9 +5,9 @@ use jiff::Timestamp;
 
 use crate::api::{
     ContainerResourceMetricStatus, CrossVersionObjectReference, ExternalMetricStatus,
-    HorizontalPodAutoscalerCondition, MetricIdentifier, MetricSourceType, MetricSpec,
-    MetricStatus, MetricTarget, MetricValueStatus, ObjectMetricStatus, PodsMetricStatus,
-    ResourceMetricStatus, target_type,
+    HorizontalPodAutoscalerCondition, MetricIdentifier, MetricSourceType, MetricSpec, MetricStatus,
+    MetricTarget, MetricValueStatus, ObjectMetricStatus, PodsMetricStatus, ResourceMetricStatus,
+    target_type,
 };
 use crate::calculator::{Detail, PodSamples, ReplicaCalculator, Sample};
 use crate::conditions::{self, reasons};
@@ -63,8 +63,16 @@ struct Failure {
     event_message: String,
 }
 
-fn fail(reason: &'static str, event_message: impl Into<String>, error: impl Into<String>) -> Failure {
-    Failure { reason, event_message: event_message.into(), error: error.into() }
+fn fail(
+    reason: &'static str,
+    event_message: impl Into<String>,
+    error: impl Into<String>,
+) -> Failure {
+    Failure {
+        reason,
+        event_message: event_message.into(),
+        error: error.into(),
+    }
 }
 
 /// Same message for the event and the returned error.
@@ -81,7 +89,10 @@ struct Success {
 }
 
 /// `computeReplicasForMetrics` for already-validated selector and pods.
-pub fn compute_replicas_for_metrics(ctx: &MetricContext<'_>, specs: &[MetricSpec]) -> MetricsOutcome {
+pub fn compute_replicas_for_metrics(
+    ctx: &MetricContext<'_>,
+    specs: &[MetricSpec],
+) -> MetricsOutcome {
     let mut evaluations = Vec::with_capacity(specs.len());
     let mut replicas: i32 = 0;
     let mut metric_name = String::new();
@@ -148,7 +159,11 @@ pub fn compute_replicas_for_metrics(ctx: &MetricContext<'_>, specs: &[MetricSpec
         reasons::VALID_METRIC_FOUND,
         format!("the HPA was able to successfully calculate a replica count from {metric_name}"),
     );
-    MetricsOutcome { evaluations, result: Ok((replicas, metric_name)), condition }
+    MetricsOutcome {
+        evaluations,
+        result: Ok((replicas, metric_name)),
+        condition,
+    }
 }
 
 fn describe_target(spec: &MetricSpec) -> Option<String> {
@@ -175,7 +190,10 @@ fn target_text(t: &MetricTarget) -> String {
     "(none)".into()
 }
 
-fn compute_replicas_for_metric(ctx: &MetricContext<'_>, spec: &MetricSpec) -> Result<Success, Failure> {
+fn compute_replicas_for_metric(
+    ctx: &MetricContext<'_>,
+    spec: &MetricSpec,
+) -> Result<Success, Failure> {
     let Some(kind) = spec.source_type() else {
         return Err(fail_same(
             reasons::INVALID_METRIC_SOURCE_TYPE,
@@ -185,10 +203,19 @@ fn compute_replicas_for_metric(ctx: &MetricContext<'_>, spec: &MetricSpec) -> Re
     match kind {
         MetricSourceType::Resource => {
             let src = spec.resource.as_ref().ok_or_else(|| missing_source(kind))?;
-            resource_metric(ctx, &src.name, "", &src.target, reasons::FAILED_GET_RESOURCE_METRIC)
+            resource_metric(
+                ctx,
+                &src.name,
+                "",
+                &src.target,
+                reasons::FAILED_GET_RESOURCE_METRIC,
+            )
         }
         MetricSourceType::ContainerResource => {
-            let src = spec.container_resource.as_ref().ok_or_else(|| missing_source(kind))?;
+            let src = spec
+                .container_resource
+                .as_ref()
+                .ok_or_else(|| missing_source(kind))?;
             resource_metric(
                 ctx,
                 &src.name,
@@ -206,9 +233,11 @@ fn compute_replicas_for_metric(ctx: &MetricContext<'_>, spec: &MetricSpec) -> Re
         }
         MetricSourceType::Object => {
             let src = spec.object.as_ref().ok_or_else(|| missing_source(kind))?;
-            object_metric(ctx, &src.metric, &src.described_object, &src.target).map_err(|f| Failure {
-                error: format!("failed to get object metric value: {}", f.error),
-                ..f
+            object_metric(ctx, &src.metric, &src.described_object, &src.target).map_err(|f| {
+                Failure {
+                    error: format!("failed to get object metric value: {}", f.error),
+                    ..f
+                }
             })
         }
         MetricSourceType::External => {
@@ -221,14 +250,21 @@ fn compute_replicas_for_metric(ctx: &MetricContext<'_>, spec: &MetricSpec) -> Re
 fn missing_source(kind: MetricSourceType) -> Failure {
     let (reason, field) = match kind {
         MetricSourceType::Resource => (reasons::FAILED_GET_RESOURCE_METRIC, "resource"),
-        MetricSourceType::ContainerResource => {
-            (reasons::FAILED_GET_CONTAINER_RESOURCE_METRIC, "containerResource")
-        }
+        MetricSourceType::ContainerResource => (
+            reasons::FAILED_GET_CONTAINER_RESOURCE_METRIC,
+            "containerResource",
+        ),
         MetricSourceType::Pods => (reasons::FAILED_GET_PODS_METRIC, "pods"),
         MetricSourceType::Object => (reasons::FAILED_GET_OBJECT_METRIC, "object"),
         MetricSourceType::External => (reasons::FAILED_GET_EXTERNAL_METRIC, "external"),
     };
-    fail_same(reason, format!("invalid {} metric source: the {field} field is not set", kind.as_str()))
+    fail_same(
+        reason,
+        format!(
+            "invalid {} metric source: the {field} field is not set",
+            kind.as_str()
+        ),
+    )
 }
 
 fn milli(q: Quantity) -> Quantity {
@@ -247,7 +283,10 @@ fn resource_metric(
         if container.is_empty() {
             MetricStatus {
                 type_: "Resource".into(),
-                resource: Some(ResourceMetricStatus { name: resource.into(), current }),
+                resource: Some(ResourceMetricStatus {
+                    name: resource.into(),
+                    current,
+                }),
                 ..MetricStatus::default()
             }
         } else {
@@ -265,7 +304,10 @@ fn resource_metric(
     if let Some(avg) = target.average_value {
         let samples = resource_samples(ctx.metrics, resource, container)
             .map_err(|e| format!("unable to get metrics for resource {resource}: {e}"))
-            .and_then(|s| ctx.calc.plain(ctx.spec_replicas, avg.milli_value(), resource, s))
+            .and_then(|s| {
+                ctx.calc
+                    .plain(ctx.spec_replicas, avg.milli_value(), resource, s)
+            })
             .map_err(|e| fail_same(reason, format!("failed to get {resource} usage: {e}")))?;
         return Ok(Success {
             proposal: samples.replicas,
@@ -287,7 +329,13 @@ fn resource_metric(
     let p = resource_samples(ctx.metrics, resource, container)
         .map_err(|e| format!("unable to get metrics for resource {resource}: {e}"))
         .and_then(|s| {
-            ctx.calc.resource_utilization(ctx.spec_replicas, utilization_target, resource, container, s)
+            ctx.calc.resource_utilization(
+                ctx.spec_replicas,
+                utilization_target,
+                resource,
+                container,
+                s,
+            )
         })
         .map_err(|e| fail_same(reason, format!("failed to get {resource} utilization: {e}")))?;
     let name = if container.is_empty() {
@@ -309,10 +357,16 @@ fn resource_metric(
 }
 
 /// `GetResourceMetric` with `getPodMetrics` / `getContainerMetrics`.
-fn resource_samples(metrics: &ObservedMetrics, resource: &str, container: &str) -> Result<PodSamples, String> {
+fn resource_samples(
+    metrics: &ObservedMetrics,
+    resource: &str,
+    container: &str,
+) -> Result<PodSamples, String> {
     let list = match &metrics.resource {
         Some(Fetched::Error { error }) => {
-            return Err(format!("unable to fetch metrics from resource metrics API: {error}"));
+            return Err(format!(
+                "unable to fetch metrics from resource metrics API: {error}"
+            ));
         }
         Some(Fetched::Data(list)) if !list.pods.is_empty() => list,
         _ => return Err("no metrics returned from resource metrics API".into()),
@@ -325,7 +379,9 @@ fn resource_samples(metrics: &ObservedMetrics, resource: &str, container: &str) 
                 None
             } else {
                 pm.containers.iter().try_fold(0i64, |acc, c| {
-                    c.usage.get(resource).map(|q| acc.wrapping_add(q.milli_value()))
+                    c.usage
+                        .get(resource)
+                        .map(|q| acc.wrapping_add(q.milli_value()))
                 })
             }
         } else {
@@ -354,7 +410,11 @@ fn resource_samples(metrics: &ObservedMetrics, resource: &str, container: &str) 
 /// The default window of a custom metric without `windowSeconds` (1 minute).
 const DEFAULT_METRIC_WINDOW_NANOS: i64 = 60_000_000_000;
 
-fn pods_metric(ctx: &MetricContext<'_>, metric: &MetricIdentifier, target: &MetricTarget) -> Result<Success, Failure> {
+fn pods_metric(
+    ctx: &MetricContext<'_>,
+    metric: &MetricIdentifier,
+    target: &MetricTarget,
+) -> Result<Success, Failure> {
     let reason = reasons::FAILED_GET_PODS_METRIC;
     labels::from_label_selector(metric.selector.as_ref())
         .map_err(|e| fail_same(reason, e.to_string()))?;
@@ -385,12 +445,17 @@ fn pods_metric(ctx: &MetricContext<'_>, metric: &MetricIdentifier, target: &Metr
 fn pod_custom_samples(metrics: &ObservedMetrics, name: &str) -> Result<PodSamples, String> {
     let entries = match &metrics.pods {
         Some(Fetched::Error { error }) => {
-            return Err(format!("unable to fetch metrics from custom metrics API: {error}"));
+            return Err(format!(
+                "unable to fetch metrics from custom metrics API: {error}"
+            ));
         }
         Some(Fetched::Data(entries)) => entries,
         None => return Err("no metrics returned from custom metrics API".into()),
     };
-    let items = entries.iter().find(|e| e.metric_name == name).map(|e| &e.items);
+    let items = entries
+        .iter()
+        .find(|e| e.metric_name == name)
+        .map(|e| &e.items);
     let Some(items) = items.filter(|i| !i.is_empty()) else {
         return Err("no metrics returned from custom metrics API".into());
     };
@@ -400,7 +465,14 @@ fn pod_custom_samples(metrics: &ObservedMetrics, name: &str) -> Result<PodSample
             let window = i.window_seconds.map_or(DEFAULT_METRIC_WINDOW_NANOS, |s| {
                 s.saturating_mul(1_000_000_000)
             });
-            (i.pod_name.clone(), Sample { value: i.value.milli_value(), timestamp: i.timestamp, window })
+            (
+                i.pod_name.clone(),
+                Sample {
+                    value: i.value.milli_value(),
+                    timestamp: i.timestamp,
+                    window,
+                },
+            )
         })
         .collect())
 }
@@ -454,9 +526,14 @@ fn object_metric(
     if target.type_ == target_type::AVERAGE_VALUE && target.average_value.is_some() {
         let target_value = target.average_value.map_or(0, |q| q.milli_value());
         let (usage, _) = fetch().map_err(|e| {
-            fail(reason, e.clone(), format!("failed to get {} object metric: {e}", metric.name))
+            fail(
+                reason,
+                e.clone(),
+                format!("failed to get {} object metric: {e}", metric.name),
+            )
         })?;
-        let (replicas, average, detail) = ctx.calc.per_pod(ctx.status_replicas, target_value, usage);
+        let (replicas, average, detail) =
+            ctx.calc.per_pod(ctx.status_replicas, target_value, usage);
         return Ok(Success {
             proposal: replicas,
             name: format!(
@@ -482,7 +559,8 @@ fn object_metric(
     }
     Err(fail_same(
         reason,
-        "invalid object metric source: neither a value target nor an average value target was set".into(),
+        "invalid object metric source: neither a value target nor an average value target was set"
+            .into(),
     ))
 }
 
@@ -493,7 +571,9 @@ fn object_value(
 ) -> Result<(i64, Option<Timestamp>), String> {
     let entries = match &metrics.object {
         Some(Fetched::Error { error }) => {
-            return Err(format!("unable to fetch metrics from custom metrics API: {error}"));
+            return Err(format!(
+                "unable to fetch metrics from custom metrics API: {error}"
+            ));
         }
         Some(Fetched::Data(entries)) => entries.as_slice(),
         None => &[],
@@ -517,24 +597,38 @@ fn object_value(
         })
 }
 
-fn external_metric(ctx: &MetricContext<'_>, metric: &MetricIdentifier, target: &MetricTarget) -> Result<Success, Failure> {
+fn external_metric(
+    ctx: &MetricContext<'_>,
+    metric: &MetricIdentifier,
+    target: &MetricTarget,
+) -> Result<Success, Failure> {
     let reason = reasons::FAILED_GET_EXTERNAL_METRIC;
     let selector_text = labels::go_format(metric.selector.as_ref());
     let name = format!("external metric {}({selector_text})", metric.name);
     let fetch = || -> Result<Vec<i64>, String> {
         labels::from_label_selector(metric.selector.as_ref()).map_err(|e| e.to_string())?;
         external_values(ctx.metrics, metric).map_err(|e| {
-            format!("unable to get external metric {}/{}/{selector_text}: {e}", ctx.namespace, metric.name)
+            format!(
+                "unable to get external metric {}/{}/{selector_text}: {e}",
+                ctx.namespace, metric.name
+            )
         })
     };
     let external_status = |current: MetricValueStatus| MetricStatus {
         type_: "External".into(),
-        external: Some(ExternalMetricStatus { metric: metric.clone(), current }),
+        external: Some(ExternalMetricStatus {
+            metric: metric.clone(),
+            current,
+        }),
         ..MetricStatus::default()
     };
     if let Some(avg) = target.average_value {
         let values = fetch().map_err(|e| {
-            fail(reason, e.clone(), format!("failed to get {} external metric: {e}", metric.name))
+            fail(
+                reason,
+                e.clone(),
+                format!("failed to get {} external metric: {e}", metric.name),
+            )
         })?;
         // GetExternalPerPodMetricReplicas: add, and on wrap-around saturate and stop.
         let mut usage: i64 = 0;
@@ -545,7 +639,9 @@ fn external_metric(ctx: &MetricContext<'_>, metric: &MetricIdentifier, target: &
                 break;
             }
         }
-        let (replicas, average, detail) = ctx.calc.per_pod(ctx.status_replicas, avg.milli_value(), usage);
+        let (replicas, average, detail) =
+            ctx.calc
+                .per_pod(ctx.status_replicas, avg.milli_value(), usage);
         return Ok(Success {
             proposal: replicas,
             name,
@@ -559,7 +655,11 @@ fn external_metric(ctx: &MetricContext<'_>, metric: &MetricIdentifier, target: &
     }
     if let Some(value) = target.value {
         let values = fetch().map_err(|e| {
-            fail(reason, e.clone(), format!("failed to get external metric {}: {e}", metric.name))
+            fail(
+                reason,
+                e.clone(),
+                format!("failed to get external metric {}: {e}", metric.name),
+            )
         })?;
         // GetExternalMetricReplicas: saturate at MaxInt64 before a positive overflow.
         let mut usage: i64 = 0;
@@ -571,9 +671,16 @@ fn external_metric(ctx: &MetricContext<'_>, metric: &MetricIdentifier, target: &
             usage = usage.wrapping_add(v);
         }
         let ratio = usage as f64 / milli(value).milli_value() as f64;
-        let (replicas, detail) = ctx.calc.usage_ratio_replicas(ctx.spec_replicas, ratio).map_err(|e| {
-            fail(reason, e.clone(), format!("failed to get external metric {}: {e}", metric.name))
-        })?;
+        let (replicas, detail) = ctx
+            .calc
+            .usage_ratio_replicas(ctx.spec_replicas, ratio)
+            .map_err(|e| {
+                fail(
+                    reason,
+                    e.clone(),
+                    format!("failed to get external metric {}: {e}", metric.name),
+                )
+            })?;
         return Ok(Success {
             proposal: replicas,
             name,
@@ -591,10 +698,15 @@ fn external_metric(ctx: &MetricContext<'_>, metric: &MetricIdentifier, target: &
     ))
 }
 
-fn external_values(metrics: &ObservedMetrics, metric: &MetricIdentifier) -> Result<Vec<i64>, String> {
+fn external_values(
+    metrics: &ObservedMetrics,
+    metric: &MetricIdentifier,
+) -> Result<Vec<i64>, String> {
     let entries = match &metrics.external {
         Some(Fetched::Error { error }) => {
-            return Err(format!("unable to fetch metrics from external metrics API: {error}"));
+            return Err(format!(
+                "unable to fetch metrics from external metrics API: {error}"
+            ));
         }
         Some(Fetched::Data(entries)) => entries.as_slice(),
         None => &[],
@@ -604,7 +716,9 @@ fn external_values(metrics: &ObservedMetrics, metric: &MetricIdentifier) -> Resu
         .find(|e| e.selector == metric.selector)
         .or_else(|| same_name().next());
     match entry {
-        Some(e) if !e.items.is_empty() => Ok(e.items.iter().map(|i| i.value.milli_value()).collect()),
+        Some(e) if !e.items.is_empty() => {
+            Ok(e.items.iter().map(|i| i.value.milli_value()).collect())
+        }
         _ => Err("no metrics returned from external metrics API".into()),
     }
 }

@@ -3,12 +3,12 @@
 //! `normalizeDesiredReplicasWithBehaviors` for those with it).
 use jiff::{SignedDuration, Timestamp};
 
+use crate::api::HorizontalPodAutoscalerCondition;
 use crate::api::{HpaScalingPolicy, policy_type, select_policy};
 use crate::conditions::{self, reasons};
 use crate::defaults::{Behavior, ScalingRules};
 use crate::history::{Direction, History, Recommendation, ScaleEvent};
 use crate::settings::ControllerSettings;
-use crate::api::HorizontalPodAutoscalerCondition;
 
 /// What normalization decided and why.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,7 +84,10 @@ pub fn stabilize(
 /// the cutoff count), then the new value overwrites the last entry older than the
 /// cutoff, or is appended.
 fn stabilize_legacy(args: &NormalizeArgs<'_>, recs: &mut Vec<Recommendation>) -> i32 {
-    let cut = cutoff(args.now, args.settings.downscale_stabilization_window_seconds);
+    let cut = cutoff(
+        args.now,
+        args.settings.downscale_stabilization_window_seconds,
+    );
     let mut max = args.prenormalized;
     let mut old = None;
     for (i, r) in recs.iter().enumerate() {
@@ -94,15 +97,29 @@ fn stabilize_legacy(args: &NormalizeArgs<'_>, recs: &mut Vec<Recommendation>) ->
             max = r.replicas;
         }
     }
-    store(recs, old, Recommendation { time: args.now, replicas: args.prenormalized });
+    store(
+        recs,
+        old,
+        Recommendation {
+            time: args.now,
+            replicas: args.prenormalized,
+        },
+    );
     max
 }
 
 /// `stabilizeRecommendationWithBehaviors`: scale up only as far as the lowest recent
 /// recommendation, down only as far as the highest (windows are strict: `t > now − W`).
-fn stabilize_with_behavior(args: &NormalizeArgs<'_>, b: &Behavior, recs: &mut Vec<Recommendation>) -> i32 {
+fn stabilize_with_behavior(
+    args: &NormalizeArgs<'_>,
+    b: &Behavior,
+    recs: &mut Vec<Recommendation>,
+) -> i32 {
     let up_cut = cutoff(args.now, i64::from(b.scale_up.stabilization_window_seconds));
-    let down_cut = cutoff(args.now, i64::from(b.scale_down.stabilization_window_seconds));
+    let down_cut = cutoff(
+        args.now,
+        i64::from(b.scale_down.stabilization_window_seconds),
+    );
     let mut up = args.prenormalized;
     let mut down = args.prenormalized;
     let mut old = None;
@@ -124,7 +141,14 @@ fn stabilize_with_behavior(args: &NormalizeArgs<'_>, b: &Behavior, recs: &mut Ve
     if stabilized > down {
         stabilized = down;
     }
-    store(recs, old, Recommendation { time: args.now, replicas: args.prenormalized });
+    store(
+        recs,
+        old,
+        Recommendation {
+            time: args.now,
+            replicas: args.prenormalized,
+        },
+    );
     stabilized
 }
 
@@ -143,7 +167,8 @@ const WITHIN_RANGE: &str = "the desired count is within the acceptable range";
 const TOO_MANY: &str = "the desired replica count is more than the maximum replica count";
 const TOO_FEW: &str = "the desired replica count is less than the minimum replica count";
 const UP_LIMIT: &str = "the desired replica count is increasing faster than the maximum scale rate";
-const DOWN_LIMIT: &str = "the desired replica count is decreasing faster than the maximum scale rate";
+const DOWN_LIMIT: &str =
+    "the desired replica count is decreasing faster than the maximum scale rate";
 
 /// Full normalization: stabilization, then rate limits and clamp.
 pub fn normalize(args: &NormalizeArgs<'_>, history: &mut History) -> Normalized {
@@ -157,11 +182,20 @@ pub fn normalize(args: &NormalizeArgs<'_>, history: &mut History) -> Normalized 
         Some(b) => convert_with_behavior(args, b, history, stabilized),
     };
     let scaling_limited = limited(reason, message, desired != stabilized);
-    Normalized { stabilized, desired, able_to_scale, scaling_limited, limit }
+    Normalized {
+        stabilized,
+        desired,
+        able_to_scale,
+        scaling_limited,
+        limit,
+    }
 }
 
 /// `convertDesiredReplicasWithRules` + `calculateScaleUpLimit` (legacy path).
-fn convert_legacy(args: &NormalizeArgs<'_>, desired: i32) -> (i32, &'static str, &'static str, i32) {
+fn convert_legacy(
+    args: &NormalizeArgs<'_>,
+    desired: i32,
+) -> (i32, &'static str, &'static str, i32) {
     let s = args.settings;
     // int32(math.Max(scaleUpLimitFactor*float64(currentReplicas), scaleUpLimitMinimum))
     let up_limit = (s.legacy_scale_up_limit_factor * f64::from(args.current_replicas))
@@ -172,11 +206,21 @@ fn convert_legacy(args: &NormalizeArgs<'_>, desired: i32) -> (i32, &'static str,
         (args.max_replicas, reasons::TOO_MANY_REPLICAS, TOO_MANY)
     };
     if desired < args.min_replicas {
-        (args.min_replicas, reasons::TOO_FEW_REPLICAS, TOO_FEW, up_limit)
+        (
+            args.min_replicas,
+            reasons::TOO_FEW_REPLICAS,
+            TOO_FEW,
+            up_limit,
+        )
     } else if desired > max_allowed {
         (max_allowed, reason, message, up_limit)
     } else {
-        (desired, reasons::DESIRED_WITHIN_RANGE, WITHIN_RANGE, up_limit)
+        (
+            desired,
+            reasons::DESIRED_WITHIN_RANGE,
+            WITHIN_RANGE,
+            up_limit,
+        )
     }
 }
 
@@ -198,7 +242,12 @@ fn convert_with_behavior(
         if desired > max_allowed {
             return (max_allowed, reason, message, Some(limit));
         }
-        return (desired, reasons::DESIRED_WITHIN_RANGE, WITHIN_RANGE, Some(limit));
+        return (
+            desired,
+            reasons::DESIRED_WITHIN_RANGE,
+            WITHIN_RANGE,
+            Some(limit),
+        );
     }
     if desired < c {
         let limit = scale_down_limit(c, history, &b.scale_down, args.now).min(c);
@@ -210,13 +259,23 @@ fn convert_with_behavior(
         if desired < min_allowed {
             return (min_allowed, reason, message, Some(limit));
         }
-        return (desired, reasons::DESIRED_WITHIN_RANGE, WITHIN_RANGE, Some(limit));
+        return (
+            desired,
+            reasons::DESIRED_WITHIN_RANGE,
+            WITHIN_RANGE,
+            Some(limit),
+        );
     }
     (desired, reasons::DESIRED_WITHIN_RANGE, WITHIN_RANGE, None)
 }
 
 /// `getReplicasChangePerPeriod`: the change of events strictly inside the period.
-fn change_in_period(history: &History, direction: Direction, period_seconds: i32, now: Timestamp) -> i32 {
+fn change_in_period(
+    history: &History,
+    direction: Direction,
+    period_seconds: i32,
+    now: Timestamp,
+) -> i32 {
     let cut = cutoff(now, i64::from(period_seconds));
     history
         .events(direction)
@@ -250,7 +309,11 @@ pub fn scale_up_limit(c: i32, history: &History, rules: &ScalingRules, now: Time
             }
             _ => {}
         }
-        result = if use_min { result.min(proposed) } else { result.max(proposed) };
+        result = if use_min {
+            result.min(proposed)
+        } else {
+            result.max(proposed)
+        };
     }
     result
 }
@@ -274,7 +337,11 @@ pub fn scale_down_limit(c: i32, history: &History, rules: &ScalingRules, now: Ti
             }
             _ => {}
         }
-        result = if use_max { result.max(proposed) } else { result.min(proposed) };
+        result = if use_max {
+            result.max(proposed)
+        } else {
+            result.min(proposed)
+        };
     }
     result
 }
@@ -287,7 +354,11 @@ pub fn store_scale_event(b: &Behavior, history: &mut History, prev: i32, new: i3
     } else {
         (Direction::Down, prev.wrapping_sub(new), &b.scale_down)
     };
-    let longest = rules.policies.iter().map(|p| p.period_seconds).fold(0, i32::max);
+    let longest = rules
+        .policies
+        .iter()
+        .map(|p| p.period_seconds)
+        .fold(0, i32::max);
     let cut = cutoff(now, i64::from(longest));
     let slot = history
         .scale_events
@@ -296,7 +367,11 @@ pub fn store_scale_event(b: &Behavior, history: &mut History, prev: i32, new: i3
         .filter(|(_, e)| e.direction == direction && e.time < cut)
         .map(|(i, _)| i)
         .next_back();
-    let event = ScaleEvent { time: now, replica_change: change, direction };
+    let event = ScaleEvent {
+        time: now,
+        replica_change: change,
+        direction,
+    };
     match slot {
         Some(i) => history.scale_events[i] = event,
         None => history.scale_events.push(event),

@@ -88,7 +88,9 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Fetched<T> {
         if let Some(serde_json::Value::String(e)) = v.get("error") {
             return Ok(Self::Error { error: e.clone() });
         }
-        T::deserialize(v).map(Self::Data).map_err(serde::de::Error::custom)
+        T::deserialize(v)
+            .map(Self::Data)
+            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -163,7 +163,12 @@ impl Quantity {
     }
 
     const fn int64(value: i64, scale: i32, format: Format) -> Self {
-        Self { unscaled: value as i128, scale, repr: Repr::Int64, format }
+        Self {
+            unscaled: value as i128,
+            scale,
+            repr: Repr::Int64,
+            format,
+        }
     }
 
     /// Parse a quantity string exactly as Go's `ParseQuantity` does (no surrounding
@@ -326,7 +331,11 @@ impl Ord for Quantity {
             Ordering::Equal => cmp_shifted(mb, eb - ea, ma).reverse(),
             unequal => unequal,
         };
-        if sign > 0 { magnitude } else { magnitude.reverse() }
+        if sign > 0 {
+            magnitude
+        } else {
+            magnitude.reverse()
+        }
     }
 }
 
@@ -372,7 +381,10 @@ impl Quantity {
             exponent = MAX_PRINTED_EXPONENT;
         }
         let mut out = coef.to_string();
-        out.extend(std::iter::repeat_n('0', usize::try_from(zeros).unwrap_or(0)));
+        out.extend(std::iter::repeat_n(
+            '0',
+            usize::try_from(zeros).unwrap_or(0),
+        ));
         // DecimalSI has no suffix past `E` (10^18) or below `n`: Go falls back to
         // exponent notation rather than drop the magnitude ("1000E" → "1e21").
         match decimal_si_suffix(exponent) {
@@ -436,8 +448,10 @@ fn digit_count(m: u128) -> i64 {
 
 /// Compare `a × 10^shift` with `b`, where both sides have the same number of digits.
 fn cmp_shifted(a: u128, shift: i64, b: u128) -> Ordering {
-    let shifted =
-        u32::try_from(shift).ok().and_then(|s| 10u128.checked_pow(s)).and_then(|p| a.checked_mul(p));
+    let shifted = u32::try_from(shift)
+        .ok()
+        .and_then(|s| 10u128.checked_pow(s))
+        .and_then(|p| a.checked_mul(p));
     // Overflowing a u128 means larger than `b`, which fits one.
     shifted.map_or(Ordering::Greater, |value| value.cmp(&b))
 }
@@ -465,7 +479,10 @@ fn int64_amount_scaled(value: i128, scale: i32, target: i32) -> (i64, bool) {
         if value % divisor != 0 {
             quotient += sign; // negativeScaleInt64: away from zero
         }
-        return (i64::try_from(quotient).unwrap_or_else(|_| saturated(sign)), true);
+        return (
+            i64::try_from(quotient).unwrap_or_else(|_| saturated(sign)),
+            true,
+        );
     }
     let scaled = pow10_i128(delta)
         .filter(|_| delta < LOG10_MAX_INT64)
@@ -536,10 +553,12 @@ fn go_pow10(n: i64) -> f64 {
         1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28, 1e29,
         1e30, 1e31,
     ];
-    const POS_TAB32: [f64; 10] =
-        [1e00, 1e32, 1e64, 1e96, 1e128, 1e160, 1e192, 1e224, 1e256, 1e288];
-    const NEG_TAB32: [f64; 11] =
-        [1e-00, 1e-32, 1e-64, 1e-96, 1e-128, 1e-160, 1e-192, 1e-224, 1e-256, 1e-288, 1e-320];
+    const POS_TAB32: [f64; 10] = [
+        1e00, 1e32, 1e64, 1e96, 1e128, 1e160, 1e192, 1e224, 1e256, 1e288,
+    ];
+    const NEG_TAB32: [f64; 11] = [
+        1e-00, 1e-32, 1e-64, 1e-96, 1e-128, 1e-160, 1e-192, 1e-224, 1e-256, 1e-288, 1e-320,
+    ];
     match n {
         0..=308 => {
             let n = n as usize;
@@ -592,7 +611,13 @@ fn scan(s: &[u8]) -> Result<Scanned<'_>, QuantityError> {
     }
     if pos == end {
         // Nothing but a sign and zeros: Go returns num = value = "0" right here.
-        return Ok(Scanned { positive, num: b"", denom: b"", suffix: b"", has_digits: true });
+        return Ok(Scanned {
+            positive,
+            num: b"",
+            denom: b"",
+            suffix: b"",
+            has_digits: true,
+        });
     }
     let stripped_zeros = pos > zeros_start;
     let num_start = pos;
@@ -601,7 +626,13 @@ fn scan(s: &[u8]) -> Result<Scanned<'_>, QuantityError> {
     }
     let num = &s[num_start..pos];
     if pos == end {
-        return Ok(Scanned { positive, num, denom: b"", suffix: b"", has_digits: true });
+        return Ok(Scanned {
+            positive,
+            num,
+            denom: b"",
+            suffix: b"",
+            has_digits: true,
+        });
     }
     let mut denom: &[u8] = b"";
     if s[pos] == b'.' {
@@ -628,7 +659,13 @@ fn scan(s: &[u8]) -> Result<Scanned<'_>, QuantityError> {
     if pos != end {
         return Err(QuantityError::Format);
     }
-    Ok(Scanned { positive, num, denom, suffix: &s[suffix_start..], has_digits })
+    Ok(Scanned {
+        positive,
+        num,
+        denom,
+        suffix: &s[suffix_start..],
+        has_digits,
+    })
 }
 
 /// Go `suffixer.interpret`: (base, exponent, format).
@@ -728,7 +765,12 @@ fn parse_slow(
         // Go skips the nano rounding for zero, so the stored exponent is whatever
         // the text gave; only AsApproximateFloat64 can tell.
         let go_scale = i32::try_from(power).unwrap_or(i32::MAX);
-        return Ok(Quantity { unscaled: 0, scale: go_scale, repr: Repr::Dec { go_scale }, format });
+        return Ok(Quantity {
+            unscaled: 0,
+            scale: go_scale,
+            repr: Repr::Dec { go_scale },
+            format,
+        });
     }
     if base == 2 {
         digits.mul_pow2(exponent.unsigned_abs());
@@ -745,7 +787,11 @@ fn parse_slow(
             }
             // Go: "The max is just a simple cap."
             _ => {
-                let capped = if scanned.positive { i64::MAX } else { -i64::MAX };
+                let capped = if scanned.positive {
+                    i64::MAX
+                } else {
+                    -i64::MAX
+                };
                 return Ok(Quantity {
                     unscaled: i128::from(capped),
                     scale: 0,
@@ -757,12 +803,19 @@ fn parse_slow(
     }
     let (coef, scale) = nanos.into_i128(nanos_power + i64::from(NANO))?;
     let unscaled = if scanned.positive { coef } else { -coef };
-    Ok(Quantity { unscaled, scale, repr: Repr::Dec { go_scale: NANO }, format })
+    Ok(Quantity {
+        unscaled,
+        scale,
+        repr: Repr::Dec { go_scale: NANO },
+        format,
+    })
 }
 
 /// The fast path's `strconv.ParseInt(num + denom)`; at most 18 digits reach it.
 fn digits_to_i64(num: &[u8], denom: &[u8]) -> Option<i64> {
-    num.iter().chain(denom).try_fold(0i64, |acc, &d| acc.checked_mul(10)?.checked_add(i64::from(d - b'0')))
+    num.iter().chain(denom).try_fold(0i64, |acc, &d| {
+        acc.checked_mul(10)?.checked_add(i64::from(d - b'0'))
+    })
 }
 
 /// An unsigned decimal integer of any length, most significant digit first, without
@@ -844,7 +897,10 @@ impl Digits {
         if self.0.len() as i64 + power > I128_DIGITS {
             return None;
         }
-        let value = self.0.iter().try_fold(0u128, |acc, &d| acc.checked_mul(10)?.checked_add(d.into()))?;
+        let value = self
+            .0
+            .iter()
+            .try_fold(0u128, |acc, &d| acc.checked_mul(10)?.checked_add(d.into()))?;
         value.checked_mul(10u128.checked_pow(u32::try_from(power).ok()?)?)
     }
 
@@ -926,7 +982,9 @@ impl serde::de::Visitor<'_> for QuantityVisitor {
 
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Quantity, E> {
         if !v.is_finite() {
-            return Err(E::custom(format!("invalid quantity {v}: not a finite number")));
+            return Err(E::custom(format!(
+                "invalid quantity {v}: not a finite number"
+            )));
         }
         // The shortest decimal that reads back as `v`, parsed exactly: what the
         // number's author most likely wrote, with no binary-fraction noise.
@@ -946,13 +1004,19 @@ mod tests {
     use proptest::prelude::*;
 
     fn q(s: &str) -> Quantity {
-        s.parse().unwrap_or_else(|err| panic!("{s:?} should parse: {err}"))
+        s.parse()
+            .unwrap_or_else(|err| panic!("{s:?} should parse: {err}"))
     }
 
     /// Go test helper `decQuantity(i, exponent, format)`: an `inf.Dec` of mantissa `i`
     /// and power of ten `exponent`.
     fn dec(i: i128, exponent: i32, format: Format) -> Quantity {
-        Quantity { unscaled: i, scale: exponent, repr: Repr::Dec { go_scale: exponent }, format }
+        Quantity {
+            unscaled: i,
+            scale: exponent,
+            repr: Repr::Dec { go_scale: exponent },
+            format,
+        }
     }
 
     /// Go test helper `intQuantity(i, exponent, format)`: an `int64Amount`.
@@ -1080,10 +1144,15 @@ mod tests {
     #[test]
     fn parses_upstream_table_with_value_and_format() {
         for (input, expect) in parse_table() {
-            let negated = Quantity { unscaled: -expect.unscaled, ..expect };
-            for (text, want) in
-                [(input.to_owned(), expect), (format!("-{input}"), negated), (format!("+{input}"), expect)]
-            {
+            let negated = Quantity {
+                unscaled: -expect.unscaled,
+                ..expect
+            };
+            for (text, want) in [
+                (input.to_owned(), expect),
+                (format!("-{input}"), negated),
+                (format!("+{input}"), expect),
+            ] {
                 let got = q(&text);
                 assert_eq!(got, want, "{text}: value");
                 assert_eq!(got.format(), want.format(), "{text}: format");
@@ -1132,7 +1201,9 @@ mod tests {
     fn accepts_what_the_permissive_go_scanner_accepts() {
         // kubernetes/apimachinery#165: the scanner, unlike the regular expression in
         // its error message, takes a bare suffix, a lone point or a lone sign as zero.
-        for input in ["e5", "k", "Ki", "m", ".", "-", "+", "-.", "00", "-0", ".e-9", "+.Ki"] {
+        for input in [
+            "e5", "k", "Ki", "m", ".", "-", "+", "-.", "00", "-0", ".e-9", "+.Ki",
+        ] {
             assert!(q(input).is_zero(), "{input}");
         }
         assert_eq!(q("e5").format(), DecimalExponent);
@@ -1149,7 +1220,11 @@ mod tests {
             (dec(1024 * 1024 * 1024, 0, BinarySI), "1Gi", "1024Mi"),
             (dec(300 * 1024 * 1024, 0, BinarySI), "300Mi", "307200Ki"),
             (dec(6 * 1024, 0, BinarySI), "6Ki", ""),
-            (dec(1001 * 1024 * 1024 * 1024, 0, BinarySI), "1001Gi", "1025024Mi"),
+            (
+                dec(1001 * 1024 * 1024 * 1024, 0, BinarySI),
+                "1001Gi",
+                "1025024Mi",
+            ),
             (dec(1024 * 1024 * 1024 * 1024, 0, BinarySI), "1Ti", "1024Gi"),
             (dec(5, 0, BinarySI), "5", "5000m"),
             (dec(500, -3, BinarySI), "500m", "0.5"),
@@ -1201,7 +1276,10 @@ mod tests {
                 assert_eq!(q(alternate).to_string(), expect, "{alternate}");
             }
             if !quantity.is_zero() {
-                let negated = Quantity { unscaled: -quantity.unscaled, ..quantity };
+                let negated = Quantity {
+                    unscaled: -quantity.unscaled,
+                    ..quantity
+                };
                 assert_eq!(negated.to_string(), format!("-{expect}"));
             }
         }
@@ -1243,8 +1321,14 @@ mod tests {
             ("7Ei", "7Ei"),
             ("9223372036854775807m", "9223372036854775807m"),
             ("9223372036854775807", "9223372036854775807"),
-            ("1.0000000000000000000000000000000000000000001", "1000000001n"),
-            ("123456789012345678901234567890", "123456789012345678901234567890"),
+            (
+                "1.0000000000000000000000000000000000000000001",
+                "1000000001n",
+            ),
+            (
+                "123456789012345678901234567890",
+                "123456789012345678901234567890",
+            ),
         ];
         for (input, expect) in table {
             assert_eq!(q(input).to_string(), expect, "{input}");
@@ -1332,7 +1416,11 @@ mod tests {
             ("9223372036854775808.1", "9223372036854775808100m"),
         ];
         for (input, canonical) in table {
-            let expect = if canonical.is_empty() { input } else { canonical };
+            let expect = if canonical.is_empty() {
+                input
+            } else {
+                canonical
+            };
             assert_eq!(q(input).to_string(), expect, "{input}");
         }
     }
@@ -1358,7 +1446,12 @@ mod tests {
             ("1.5Ki", false),
         ];
         for (input, int64) in cases {
-            assert_eq!(q(input).repr == Repr::Int64, int64, "{input}: {:?}", q(input));
+            assert_eq!(
+                q(input).repr == Repr::Int64,
+                int64,
+                "{input}: {:?}",
+                q(input)
+            );
         }
     }
 
@@ -1390,7 +1483,10 @@ mod tests {
     fn constructors_match_upstream_new_set_tests() {
         // TestMilliNewSet
         assert_eq!(Quantity::new_milli(1024, BinarySI).to_string(), "1024m");
-        assert_eq!(Quantity::new_milli(1024 * 1024, BinarySI).to_string(), "1048576m");
+        assert_eq!(
+            Quantity::new_milli(1024 * 1024, BinarySI).to_string(),
+            "1048576m"
+        );
         // TestNewSet
         for (value, format, expect) in [
             (1, DecimalSI, "1"),
@@ -1405,7 +1501,10 @@ mod tests {
             assert_eq!(q(expect).value(), value);
         }
         // Go prints an int64 i64::MIN in BinarySI without a suffix.
-        assert_eq!(Quantity::new(i64::MIN, BinarySI).to_string(), "-9223372036854775808");
+        assert_eq!(
+            Quantity::new(i64::MIN, BinarySI).to_string(),
+            "-9223372036854775808"
+        );
         // TestNewScaledSet
         for (value, scale, expect) in [
             (1, -9, "1n"),
@@ -1450,7 +1549,11 @@ mod tests {
             (0, 0, 1),
             (2, -2, 100 * 100),
         ] {
-            assert_eq!(Quantity::new_scaled(1, from).scaled_value(to), expect, "{from}->{to}");
+            assert_eq!(
+                Quantity::new_scaled(1, from).scaled_value(to),
+                expect,
+                "{from}->{to}"
+            );
         }
     }
 
@@ -1478,13 +1581,20 @@ mod tests {
             ("1e400", i64::MAX, i64::MAX),
             ("-1", -1000, -1),
             ("-9223372036854775808", i64::MIN, i64::MIN),
-            ("-9223372036854775807m", -9223372036854775807, -9223372036854775),
+            (
+                "-9223372036854775807m",
+                -9223372036854775807,
+                -9223372036854775,
+            ),
         ];
         for (input, milli, value) in table {
             assert_eq!(q(input).milli_value(), milli, "{input} milli");
             assert_eq!(q(input).value(), value, "{input} value");
         }
-        assert_eq!(q("9223372036854775807m").checked_milli_value(), Some(i64::MAX));
+        assert_eq!(
+            q("9223372036854775807m").checked_milli_value(),
+            Some(i64::MAX)
+        );
         assert_eq!(q("9223372036854775.808").checked_milli_value(), None);
         assert_eq!(q("1E").checked_milli_value(), None);
         assert_eq!(q("-1E").milli_value(), i64::MIN);
@@ -1520,28 +1630,104 @@ mod tests {
         let most_negative = i64::MIN;
         let e18 = 1_000_000_000_000_000_000;
         let table = [
-            (int(901, -2, DecimalSI), int(901, -2, DecimalSI), Ordering::Equal),
-            (int(90, -1, DecimalSI), int(901, -2, DecimalSI), Ordering::Less),
-            (int(901, -2, DecimalSI), int(900, -2, DecimalSI), Ordering::Greater),
+            (
+                int(901, -2, DecimalSI),
+                int(901, -2, DecimalSI),
+                Ordering::Equal,
+            ),
+            (
+                int(90, -1, DecimalSI),
+                int(901, -2, DecimalSI),
+                Ordering::Less,
+            ),
+            (
+                int(901, -2, DecimalSI),
+                int(900, -2, DecimalSI),
+                Ordering::Greater,
+            ),
             (int(0, 0, DecimalSI), int(0, 0, DecimalSI), Ordering::Equal),
             (int(0, 1, DecimalSI), int(0, -1, DecimalSI), Ordering::Equal),
             (int(0, -1, DecimalSI), int(0, 1, DecimalSI), Ordering::Equal),
-            (int(800, -3, DecimalSI), int(1, 0, DecimalSI), Ordering::Less),
-            (int(800, -3, DecimalSI), int(79, -2, DecimalSI), Ordering::Greater),
-            (int(most_positive, 0, DecimalSI), int(1, -1, DecimalSI), Ordering::Greater),
-            (int(most_positive, 1, DecimalSI), int(1, 0, DecimalSI), Ordering::Greater),
-            (int(most_positive, 1, DecimalSI), int(1, 1, DecimalSI), Ordering::Greater),
-            (int(most_positive, 1, DecimalSI), int(0, 1, DecimalSI), Ordering::Greater),
-            (int(most_positive, -16, DecimalSI), int(1, 3, DecimalSI), Ordering::Less),
-            (int(most_negative, 0, DecimalSI), int(0, 0, DecimalSI), Ordering::Less),
-            (int(most_negative, -18, DecimalSI), int(-1, 0, DecimalSI), Ordering::Less),
-            (int(most_negative, -19, DecimalSI), int(-1, 0, DecimalSI), Ordering::Greater),
-            (int(e18, -17, DecimalSI), int(1, 1, DecimalSI), Ordering::Equal),
-            (int(e18, -17, DecimalSI), int(-10, 0, DecimalSI), Ordering::Greater),
-            (int(-e18, -17, DecimalSI), int(-10, 0, DecimalSI), Ordering::Equal),
-            (int(e18, -17, DecimalSI), int(1, 0, DecimalSI), Ordering::Greater),
-            (int(e18 + 1, -17, DecimalSI), int(1, 1, DecimalSI), Ordering::Greater),
-            (int(e18 - 1, -17, DecimalSI), int(1, 1, DecimalSI), Ordering::Less),
+            (
+                int(800, -3, DecimalSI),
+                int(1, 0, DecimalSI),
+                Ordering::Less,
+            ),
+            (
+                int(800, -3, DecimalSI),
+                int(79, -2, DecimalSI),
+                Ordering::Greater,
+            ),
+            (
+                int(most_positive, 0, DecimalSI),
+                int(1, -1, DecimalSI),
+                Ordering::Greater,
+            ),
+            (
+                int(most_positive, 1, DecimalSI),
+                int(1, 0, DecimalSI),
+                Ordering::Greater,
+            ),
+            (
+                int(most_positive, 1, DecimalSI),
+                int(1, 1, DecimalSI),
+                Ordering::Greater,
+            ),
+            (
+                int(most_positive, 1, DecimalSI),
+                int(0, 1, DecimalSI),
+                Ordering::Greater,
+            ),
+            (
+                int(most_positive, -16, DecimalSI),
+                int(1, 3, DecimalSI),
+                Ordering::Less,
+            ),
+            (
+                int(most_negative, 0, DecimalSI),
+                int(0, 0, DecimalSI),
+                Ordering::Less,
+            ),
+            (
+                int(most_negative, -18, DecimalSI),
+                int(-1, 0, DecimalSI),
+                Ordering::Less,
+            ),
+            (
+                int(most_negative, -19, DecimalSI),
+                int(-1, 0, DecimalSI),
+                Ordering::Greater,
+            ),
+            (
+                int(e18, -17, DecimalSI),
+                int(1, 1, DecimalSI),
+                Ordering::Equal,
+            ),
+            (
+                int(e18, -17, DecimalSI),
+                int(-10, 0, DecimalSI),
+                Ordering::Greater,
+            ),
+            (
+                int(-e18, -17, DecimalSI),
+                int(-10, 0, DecimalSI),
+                Ordering::Equal,
+            ),
+            (
+                int(e18, -17, DecimalSI),
+                int(1, 0, DecimalSI),
+                Ordering::Greater,
+            ),
+            (
+                int(e18 + 1, -17, DecimalSI),
+                int(1, 1, DecimalSI),
+                Ordering::Greater,
+            ),
+            (
+                int(e18 - 1, -17, DecimalSI),
+                int(1, 1, DecimalSI),
+                Ordering::Less,
+            ),
         ];
         for (a, b, expect) in table {
             assert_eq!(a.cmp(&b), expect, "{a:?} vs {b:?}");
@@ -1592,10 +1778,19 @@ mod tests {
             ]);
         }
         for (quantity, expect) in table {
-            assert_eq!(quantity.as_approximate_f64().to_bits(), expect.to_bits(), "{quantity:?}");
+            assert_eq!(
+                quantity.as_approximate_f64().to_bits(),
+                expect.to_bits(),
+                "{quantity:?}"
+            );
         }
         // TestStringQuantityAsApproximateFloat64
-        for (input, expect) in [("2Ki", 2048.0), ("1.1Ki", 1126.4), ("1Mi", 1.048576e+06), ("2Gi", 2.147483648e+09)] {
+        for (input, expect) in [
+            ("2Ki", 2048.0),
+            ("1.1Ki", 1126.4),
+            ("1Mi", 1.048576e+06),
+            ("2Gi", 2.147483648e+09),
+        ] {
             assert_eq!(q(input).as_approximate_f64(), expect, "{input}");
         }
         // The HPA's tolerance and a few more.
@@ -1620,7 +1815,10 @@ mod tests {
     #[test]
     fn out_of_range_is_an_error_not_a_rounding() {
         let forty_digits = "1234567890123456789012345678901234567891";
-        assert_eq!(forty_digits.parse::<Quantity>(), Err(QuantityError::OutOfRange));
+        assert_eq!(
+            forty_digits.parse::<Quantity>(),
+            Err(QuantityError::OutOfRange)
+        );
         assert_eq!("1.5e2147483647".parse::<Quantity>(), Ok(q("15e2147483646")));
         // Go's int32 arithmetic cannot negate i32::MIN, so "e-2147483648" on the slow
         // path means × 10^(2^31): representable for a short mantissa, not a long one.
@@ -1628,12 +1826,19 @@ mod tests {
         let long = "100000000000000000000000000000000000001e-2147483648";
         assert_eq!(long.parse::<Quantity>(), Err(QuantityError::OutOfRange));
         // A long but short-lived tail is fine: Go rounds it to nano first.
-        assert_eq!(q(&format!("1.{}1", "0".repeat(10_000))).to_string(), "1000000001n");
+        assert_eq!(
+            q(&format!("1.{}1", "0".repeat(10_000))).to_string(),
+            "1000000001n"
+        );
     }
 
     #[test]
     fn huge_exponents_print_back_to_the_same_value() {
-        for input in ["1e2147483647", "10e2147483647", "100000000000000000e2147483647"] {
+        for input in [
+            "1e2147483647",
+            "10e2147483647",
+            "100000000000000000e2147483647",
+        ] {
             let quantity = q(input);
             let printed = quantity.to_string();
             assert_eq!(q(&printed), quantity, "{input} -> {printed}");
@@ -1699,6 +1904,8 @@ mod tests {
                 ("e-5", -5), ("e2", 2), ("E-11", -11),
             ]),
         ) {
+            // No digits at all is Go's ErrNumeric on the slow path (".E-11").
+            let int_part = if int_part.is_empty() && frac.is_empty() { "0".to_owned() } else { int_part };
             let text = format!("{int_part}.{frac}{}", suffix.0);
             let digits: i128 = format!("0{int_part}{frac}").parse().expect("digits");
             let exp = suffix.1 + 3 - frac.len() as i64;

@@ -13,7 +13,9 @@ use crate::conditions::{self, Event, reasons};
 use crate::defaults;
 use crate::history::{History, Recommendation};
 use crate::labels;
-use crate::metrics::{MetricContext, MetricEvaluation, MetricsOutcome, compute_replicas_for_metrics};
+use crate::metrics::{
+    MetricContext, MetricEvaluation, MetricsOutcome, compute_replicas_for_metrics,
+};
 use crate::normalize::{self, NormalizeArgs, Normalized};
 use crate::observed::{Observed, Pod};
 use crate::settings::ControllerSettings;
@@ -64,10 +66,14 @@ impl Decision {
     /// `AbleToScale=False/FailedUpdateScale`, keeps the previous desired count and
     /// records no scale event.
     pub fn rescale_failed(&mut self, error: &str, now: Timestamp, history_before: History) {
-        self.events.retain(|e| e.reason != reasons::SUCCESSFUL_RESCALE);
+        self.events
+            .retain(|e| e.reason != reasons::SUCCESSFUL_RESCALE);
         self.events.push(Event::warning(
             reasons::FAILED_RESCALE,
-            format!("New size: {}; reason: {}; error: {error}", self.desired_replicas, self.reason),
+            format!(
+                "New size: {}; reason: {}; error: {error}",
+                self.desired_replicas, self.reason
+            ),
         ));
         let mut conds = self.status.conditions.take().unwrap_or_default();
         conditions::set(
@@ -98,7 +104,10 @@ impl Decision {
 
 /// Compares statuses as `apiequality.Semantic.DeepEqual` does (quantities by value,
 /// nil and empty lists alike).
-pub fn status_semantic_eq(a: &HorizontalPodAutoscalerStatus, b: &HorizontalPodAutoscalerStatus) -> bool {
+pub fn status_semantic_eq(
+    a: &HorizontalPodAutoscalerStatus,
+    b: &HorizontalPodAutoscalerStatus,
+) -> bool {
     fn list<T>(v: &Option<Vec<T>>) -> &[T] {
         v.as_deref().unwrap_or_default()
     }
@@ -112,7 +121,9 @@ pub fn status_semantic_eq(a: &HorizontalPodAutoscalerStatus, b: &HorizontalPodAu
 
 /// The pods the scale selector lists (all given pods when no selector is known).
 pub fn selected_pods<'a>(pods: &'a [Pod], selector: &labels::Selector) -> Vec<&'a Pod> {
-    pods.iter().filter(|p| selector.matches(&p.labels)).collect()
+    pods.iter()
+        .filter(|p| selector.matches(&p.labels))
+        .collect()
 }
 
 /// The metric stage with its selector checks (`computeReplicasForMetrics`).
@@ -132,7 +143,9 @@ pub fn metric_stage(
             "the HPA target's scale is missing a selector".to_string(),
         )),
         Some(s) => labels::parse(s).map_err(|e| {
-            let msg = format!("couldn't convert selector into a corresponding internal selector object: {e}");
+            let msg = format!(
+                "couldn't convert selector into a corresponding internal selector object: {e}"
+            );
             (reasons::INVALID_SELECTOR, msg.clone(), msg)
         }),
     };
@@ -142,7 +155,12 @@ pub fn metric_stage(
             let outcome = MetricsOutcome {
                 evaluations: Vec::new(),
                 result: Err(event_msg.clone()),
-                condition: conditions::new(conditions::SCALING_ACTIVE, false, reasons::INVALID_SELECTOR, cond_msg),
+                condition: conditions::new(
+                    conditions::SCALING_ACTIVE,
+                    false,
+                    reasons::INVALID_SELECTOR,
+                    cond_msg,
+                ),
             };
             return (outcome, vec![Event::warning(event_reason, event_msg)]);
         }
@@ -153,8 +171,12 @@ pub fn metric_stage(
             pods: &pods,
             tolerances: defaults::tolerances(hpa, settings),
             now,
-            cpu_initialization_period: SignedDuration::from_secs(settings.cpu_initialization_period_seconds),
-            initial_readiness_delay: SignedDuration::from_secs(settings.initial_readiness_delay_seconds),
+            cpu_initialization_period: SignedDuration::from_secs(
+                settings.cpu_initialization_period_seconds,
+            ),
+            initial_readiness_delay: SignedDuration::from_secs(
+                settings.initial_readiness_delay_seconds,
+            ),
         },
         metrics: &observed.metrics,
         namespace: hpa.metadata.namespace.as_deref().unwrap_or("default"),
@@ -196,7 +218,10 @@ pub fn reconcile(
     );
     // recordInitialRecommendation
     if history.recommendations.is_none() {
-        history.recommendations = Some(vec![Recommendation { time: now, replicas: current }]);
+        history.recommendations = Some(vec![Recommendation {
+            time: now,
+            replicas: current,
+        }]);
     }
     let min_replicas = defaults::min_replicas(hpa);
     let max_replicas = hpa.spec.max_replicas;
@@ -237,19 +262,30 @@ pub fn reconcile(
         let (outcome, metric_events) = metric_stage(hpa, observed, now, settings);
         events.extend(metric_events);
         conditions::set(&mut conds, outcome.condition.clone(), now);
-        let statuses: Vec<MetricStatus> = outcome.evaluations.iter().map(|e| e.status.clone()).collect();
+        let statuses: Vec<MetricStatus> = outcome
+            .evaluations
+            .iter()
+            .map(|e| e.status.clone())
+            .collect();
         let failed_selector = outcome.evaluations.is_empty();
         metric_evals = Some(outcome.evaluations);
         match outcome.result {
             Err(e) => {
                 // Metric failure: write current replicas and metrics, keep the old
                 // desired count, do not touch the scale.
-                events.push(Event::warning(reasons::FAILED_COMPUTE_METRICS_REPLICAS, e.clone()));
+                events.push(Event::warning(
+                    reasons::FAILED_COMPUTE_METRICS_REPLICAS,
+                    e.clone(),
+                ));
                 let status = HorizontalPodAutoscalerStatus {
                     current_replicas: current,
                     desired_replicas: original_status.desired_replicas,
                     last_scale_time: original_status.last_scale_time,
-                    current_metrics: if failed_selector { None } else { Some(statuses) },
+                    current_metrics: if failed_selector {
+                        None
+                    } else {
+                        Some(statuses)
+                    },
                     conditions: Some(conds),
                     observed_generation: original_status.observed_generation,
                 };

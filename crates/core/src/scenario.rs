@@ -123,7 +123,13 @@ impl Scenario {
         let history = self.history.clone().unwrap_or_default();
         match self.stage {
             Stage::Reconcile => {
-                let d = reconcile::reconcile(&self.hpa, &self.observed(), &history, self.now, &self.controller);
+                let d = reconcile::reconcile(
+                    &self.hpa,
+                    &self.observed(),
+                    &history,
+                    self.now,
+                    &self.controller,
+                );
                 Ok(Evaluation {
                     output: ExplainOutput {
                         id: self.id.clone(),
@@ -144,8 +150,12 @@ impl Scenario {
                 })
             }
             Stage::ReplicaCalculation => {
-                let (outcome, events) =
-                    reconcile::metric_stage(&self.hpa, &self.observed(), self.now, &self.controller);
+                let (outcome, events) = reconcile::metric_stage(
+                    &self.hpa,
+                    &self.observed(),
+                    self.now,
+                    &self.controller,
+                );
                 let (recommendation, error) = match &outcome.result {
                     Ok((r, _)) => (Some(*r), None),
                     Err(e) => (None, Some(e.clone())),
@@ -170,7 +180,9 @@ impl Scenario {
                 })
             }
             Stage::Normalization | Stage::Stabilization => {
-                let input = self.input.ok_or(ScenarioError::MissingInput { stage: self.stage })?;
+                let input = self
+                    .input
+                    .ok_or(ScenarioError::MissingInput { stage: self.stage })?;
                 let behavior = defaults::behavior(&self.hpa, &self.controller);
                 let args = NormalizeArgs {
                     behavior: behavior.as_ref(),

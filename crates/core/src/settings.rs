@@ -43,6 +43,10 @@ impl ControllerSettings {
     /// The default tolerance in force: a configured 0 means the 0.1 default, as the
     /// config defaulting of kube-controller-manager does.
     pub fn effective_tolerance(&self) -> f64 {
-        if self.tolerance == 0.0 { 0.1 } else { self.tolerance }
+        if self.tolerance == 0.0 {
+            0.1
+        } else {
+            self.tolerance
+        }
     }
 }

@@ -8,7 +8,9 @@ use podscale_core::{Quantity, Scenario};
 use serde_json::Value;
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -20,7 +22,9 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn milli(v: &Value) -> Option<i64> {
-    v.as_str().and_then(|s| s.parse::<Quantity>().ok()).map(|q| q.milli_value())
+    v.as_str()
+        .and_then(|s| s.parse::<Quantity>().ok())
+        .map(|q| q.milli_value())
 }
 
 /// Checks one scenario; returns the mismatches.
@@ -69,7 +73,11 @@ fn compare(expect: &Value, out: &Value, errs: &mut Vec<String>) {
         want("recommendation", v, &out["recommendation"]);
     }
     if let Some(v) = expect.get("stabilizedRecommendation") {
-        want("stabilizedRecommendation", v, &out["stabilizedRecommendation"]);
+        want(
+            "stabilizedRecommendation",
+            v,
+            &out["stabilizedRecommendation"],
+        );
     }
     if let Some(v) = expect.get("statusUpdated") {
         want("statusChanged", v, &out["statusChanged"]);
@@ -82,10 +90,15 @@ fn compare(expect: &Value, out: &Value, errs: &mut Vec<String>) {
         want("history.recommendations", v, &Value::Array(got));
     }
     if let Some(v) = expect.get("recommendationsAfterCount") {
-        let n = out["history"]["recommendations"].as_array().map_or(0, Vec::len);
+        let n = out["history"]["recommendations"]
+            .as_array()
+            .map_or(0, Vec::len);
         want("history.recommendations.len", v, &Value::from(n));
     }
-    let conditions = out["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let conditions = out["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if let Some(Value::Array(exp)) = expect.get("conditions") {
         let got: Vec<Value> = conditions
             .iter()
@@ -99,7 +112,10 @@ fn compare(expect: &Value, out: &Value, errs: &mut Vec<String>) {
     }
     if let Some(Value::Object(exp)) = expect.get("conditionReasons") {
         for (t, reason) in exp {
-            let got = conditions.iter().find(|c| c["type"] == *t).map_or(Value::Null, |c| c["reason"].clone());
+            let got = conditions
+                .iter()
+                .find(|c| c["type"] == *t)
+                .map_or(Value::Null, |c| c["reason"].clone());
             want(&format!("condition {t}"), reason, &got);
         }
     }
@@ -113,8 +129,10 @@ fn compare(expect: &Value, out: &Value, errs: &mut Vec<String>) {
                     .collect()
             })
             .unwrap_or_default();
-        let exp: Vec<Value> =
-            exp.iter().map(|e| serde_json::json!({"reason": e["reason"], "message": e["message"]})).collect();
+        let exp: Vec<Value> = exp
+            .iter()
+            .map(|e| serde_json::json!({"reason": e["reason"], "message": e["message"]}))
+            .collect();
         want("events", &Value::Array(exp), &Value::Array(got));
     }
     if let Some(Value::Array(exp)) = expect.get("metrics") {
@@ -127,11 +145,19 @@ fn compare(expect: &Value, out: &Value, errs: &mut Vec<String>) {
                 want(&format!("metrics[{i}].proposal"), v, &o["proposal"]);
             }
             if let Some(v) = m.get("currentAverageUtilization") {
-                want(&format!("metrics[{i}].current.averageUtilization"), v, &o["current"]["averageUtilization"]);
+                want(
+                    &format!("metrics[{i}].current.averageUtilization"),
+                    v,
+                    &o["current"]["averageUtilization"],
+                );
             }
             if let Some(v) = m.get("currentAverageValueMilli") {
                 let got = milli(&o["current"]["averageValue"]).map_or(Value::Null, Value::from);
-                want(&format!("metrics[{i}].current.averageValue (milli)"), v, &got);
+                want(
+                    &format!("metrics[{i}].current.averageValue (milli)"),
+                    v,
+                    &got,
+                );
             }
             if let Some(v) = m.get("currentValueMilli") {
                 let got = milli(&o["current"]["value"]).map_or(Value::Null, Value::from);
@@ -139,10 +165,17 @@ fn compare(expect: &Value, out: &Value, errs: &mut Vec<String>) {
             }
         }
     }
-    if let Some(sub) = expect.get("error").and_then(|e| e.get("messageContains")).and_then(Value::as_str) {
+    if let Some(sub) = expect
+        .get("error")
+        .and_then(|e| e.get("messageContains"))
+        .and_then(Value::as_str)
+    {
         let got = out["error"].as_str().unwrap_or("");
         if !got.contains(sub) {
-            errs.push(format!("error: expected to contain {sub:?}, got {:?}", out["error"]));
+            errs.push(format!(
+                "error: expected to contain {sub:?}, got {:?}",
+                out["error"]
+            ));
         }
     }
 }
@@ -153,7 +186,11 @@ fn every_golden_scenario_matches_kube_controller_manager() {
     let mut files = Vec::new();
     collect(&root.join("tests/scenarios"), &mut files);
     files.sort();
-    assert!(files.len() > 12, "expected golden scenarios, found {}", files.len());
+    assert!(
+        files.len() > 12,
+        "expected golden scenarios, found {}",
+        files.len()
+    );
     let mut failures = Vec::new();
     for f in &files {
         let errs = check(f);

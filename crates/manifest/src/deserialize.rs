@@ -81,14 +81,14 @@ mod tests {
     fn error(source: &str) -> String {
         let docs = parse_documents(source, "hpa.yaml").expect("parses");
         deserialize::<Hpa>(&docs[0], "hpa.yaml")
-            .unwrap_err()
+            .expect_err("must fail")
             .to_string()
     }
 
     #[test]
     fn a_good_document_deserializes() {
-        let docs =
-            parse_documents("spec:\n  maxReplicas: 3\n  metrics:\n  - type: Pods\n", "f").unwrap();
+        let docs = parse_documents("spec:\n  maxReplicas: 3\n  metrics:\n  - type: Pods\n", "f")
+            .expect("must succeed");
         let hpa: Hpa = deserialize(&docs[0], "f").expect("deserializes");
         assert_eq!(hpa.spec.max_replicas, 3);
         assert!(matches!(hpa.spec.metrics[0].kind, Kind::Pods));

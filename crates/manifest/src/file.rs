@@ -169,7 +169,8 @@ spec:
 
     #[test]
     fn other_kinds_are_skipped_and_named() {
-        let report = validate_source(MIXED, "all.yaml", &ValidationOptions::default()).unwrap();
+        let report = validate_source(MIXED, "all.yaml", &ValidationOptions::default())
+            .expect("must succeed");
         assert_eq!(report.documents.len(), 3);
         assert_eq!(
             report.documents[0].outcome,
@@ -190,7 +191,7 @@ spec:
 
     #[test]
     fn a_missing_file_is_a_read_error() {
-        let err = validate_file(Path::new("/nonexistent/hpa.yaml")).unwrap_err();
+        let err = validate_file(Path::new("/nonexistent/hpa.yaml")).expect_err("must fail");
         assert!(
             err.to_string().starts_with("/nonexistent/hpa.yaml: "),
             "{err}"

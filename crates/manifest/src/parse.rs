@@ -122,7 +122,9 @@ pub fn parse_documents(source: &str, file: &str) -> Result<Vec<Document>> {
     let mut documents = Vec::new();
     let mut builder: Option<Builder> = None;
     let mut index = 0usize;
-    for event in Parser::new_from_str(source) {
+    // Unresolved aliases come as events so the error can name the anchor.
+    let options = granit_parser::options! { emit_unresolved_aliases: true };
+    for event in Parser::new_from_str_with_options(source, options) {
         let (event, span) = event.map_err(|e| {
             let mark = e.marker();
             syntax(Pos::new(mark.line(), mark.col() + 1), e.info())
@@ -793,7 +795,7 @@ mod tests {
         assert_eq!(value("!!int \"7\""), json!(7));
         assert_eq!(value("!!float 2"), json!(2.0));
         assert_eq!(value("!custom 5"), json!("5"));
-        let err = parse_documents("v: !!int ten\n", "t.yaml").unwrap_err();
+        let err = parse_documents("v: !!int ten\n", "t.yaml").expect_err("must fail");
         assert_eq!(
             err.to_string(),
             "t.yaml:1:10: cannot decode !!str `ten` as a !!int"
@@ -802,7 +804,7 @@ mod tests {
 
     #[test]
     fn infinity_and_nan_are_rejected() {
-        let err = parse_documents("a: 1\nv: .inf\n", "t.yaml").unwrap_err();
+        let err = parse_documents("a: 1\nv: .inf\n", "t.yaml").expect_err("must fail");
         assert_eq!(
             err.to_string(),
             "t.yaml:2:4: value cannot be represented in JSON (infinity or NaN)"
@@ -837,8 +839,23 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let err = parse_documents(&"[".repeat(100_000), "t.yaml").expect_err("must fail");
+        assert!(matches!(err, ManifestError::Syntax { .. }), "{err}");
+        let mut chain = String::from("a0: &a0 [x]\n");
+        for i in 1..2000 {
+            chain.push_str(&format!("a{i}: &a{i} [*a{}]\n", i - 1));
+        }
+        let err = parse_documents(&chain, "t.yaml").expect_err("must fail");
+        assert!(
+            err.to_string().contains("nesting deeper than 512 levels"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn duplicate_keys_are_an_error() {
-        let err = parse_documents("a: 1\nb: 2\na: 3\n", "t.yaml").unwrap_err();
+        let err = parse_documents("a: 1\nb: 2\na: 3\n", "t.yaml").expect_err("must fail");
         assert_eq!(err.to_string(), "t.yaml:3:1: key \"a\" already set in map");
     }
 
@@ -851,7 +868,7 @@ mod tests {
                 "a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
             ));
         }
-        let err = parse_documents(&src, "t.yaml").unwrap_err();
+        let err = parse_documents(&src, "t.yaml").expect_err("must fail");
         assert!(err.to_string().contains("expands to more than"), "{err}");
     }
 
@@ -877,7 +894,7 @@ mod tests {
 
     #[test]
     fn syntax_errors_carry_file_line_and_column() {
-        let err = parse_documents("a: [1, 2\nb: 3\n", "bad.yaml").unwrap_err();
+        let err = parse_documents("a: [1, 2\nb: 3\n", "bad.yaml").expect_err("must fail");
         assert_eq!(
             err.to_string(),
             "bad.yaml:2:2: illegal placement of ':' indicator"

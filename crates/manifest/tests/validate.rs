@@ -31,7 +31,10 @@ fn hpa(body: &str) -> String {
 fn diagnostics_with(source: &str, options: &ValidationOptions) -> Vec<String> {
     let docs = parse_documents(source, FILE).expect("test manifests parse");
     assert_eq!(docs.len(), 1, "one document expected");
-    validate_hpa_with(&docs[0], FILE, options).iter().map(ToString::to_string).collect()
+    validate_hpa_with(&docs[0], FILE, options)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 fn diagnostics(source: &str) -> Vec<String> {
@@ -44,7 +47,9 @@ fn check(cases: &[(&str, String, &[&str])]) {
     for (name, source, expected) in cases {
         let got = diagnostics(source);
         if got != *expected {
-            failures.push(format!("{name}:\n  expected {expected:#?}\n  got      {got:#?}"));
+            failures.push(format!(
+                "{name}:\n  expected {expected:#?}\n  got      {got:#?}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -124,11 +129,17 @@ fn object_meta_rules() {
             meta("  name: \"\"\n"),
             &["hpa.yaml:4:9: metadata.name: Required value: name or generateName is required"],
         ),
-        ("generateName stands in for name", meta("  generateName: web-\n"), &[]),
+        (
+            "generateName stands in for name",
+            meta("  generateName: web-\n"),
+            &[],
+        ),
         (
             "namespace must be a DNS label",
             meta("  name: web\n  namespace: ai.inference\n"),
-            &["hpa.yaml:5:14: metadata.namespace: Invalid value: \"ai.inference\": must not contain dots"],
+            &[
+                "hpa.yaml:5:14: metadata.namespace: Invalid value: \"ai.inference\": must not contain dots",
+            ],
         ),
         (
             "label keys and values",
@@ -158,7 +169,9 @@ fn replica_bounds() {
     check(&[
         (
             "minReplicas 0 needs the HPAScaleToZero gate",
-            hpa("  minReplicas: 0\n  metrics:\n  - type: External\n    external:\n      metric: {name: queue}\n      target: {type: Value, value: 10}\n"),
+            hpa(
+                "  minReplicas: 0\n  metrics:\n  - type: External\n    external:\n      metric: {name: queue}\n      target: {type: Value, value: 10}\n",
+            ),
             &[
                 "hpa.yaml:10:16: spec.minReplicas: Invalid value: 0: must be greater than or equal to 1 (0 is allowed only with the HPAScaleToZero feature gate)",
             ],
@@ -166,7 +179,9 @@ fn replica_bounds() {
         (
             "negative minReplicas",
             hpa("  minReplicas: -1\n"),
-            &["hpa.yaml:10:16: spec.minReplicas: Invalid value: -1: must be greater than or equal to 1"],
+            &[
+                "hpa.yaml:10:16: spec.minReplicas: Invalid value: -1: must be greater than or equal to 1",
+            ],
         ),
         (
             "maxReplicas below 1",
@@ -176,7 +191,9 @@ fn replica_bounds() {
         (
             "maxReplicas below minReplicas",
             hpa("  minReplicas: 7\n  maxReplicas: 5\n"),
-            &["hpa.yaml:11:16: spec.maxReplicas: Invalid value: 5: must be greater than or equal to `minReplicas`"],
+            &[
+                "hpa.yaml:11:16: spec.maxReplicas: Invalid value: 5: must be greater than or equal to `minReplicas`",
+            ],
         ),
         (
             "maxReplicas missing",
@@ -193,11 +210,17 @@ fn replica_bounds() {
             hpa("  maxReplicas: 2.5\n"),
             &["hpa.yaml:10:16: spec.maxReplicas: Invalid value: 2.5: must be an integer"],
         ),
-        ("a whole float is an integer", hpa("  maxReplicas: 2.0\n"), &[]),
+        (
+            "a whole float is an integer",
+            hpa("  maxReplicas: 2.0\n"),
+            &[],
+        ),
         (
             "maxReplicas beyond int32",
             hpa("  maxReplicas: 3000000000\n"),
-            &["hpa.yaml:10:16: spec.maxReplicas: Invalid value: 3000000000: must be an integer between -2147483648 and 2147483647"],
+            &[
+                "hpa.yaml:10:16: spec.maxReplicas: Invalid value: 3000000000: must be an integer between -2147483648 and 2147483647",
+            ],
         ),
         (
             "unknown spec field",
@@ -209,10 +232,17 @@ fn replica_bounds() {
 
 #[test]
 fn scale_to_zero_with_the_gate() {
-    let options = ValidationOptions { scale_to_zero: true, ..ValidationOptions::default() };
-    let external = hpa("  minReplicas: 0\n  metrics:\n  - type: External\n    external:\n      metric: {name: queue}\n      target: {type: Value, value: 10}\n");
+    let options = ValidationOptions {
+        scale_to_zero: true,
+        ..ValidationOptions::default()
+    };
+    let external = hpa(
+        "  minReplicas: 0\n  metrics:\n  - type: External\n    external:\n      metric: {name: queue}\n      target: {type: Value, value: 10}\n",
+    );
     assert_eq!(diagnostics_with(&external, &options), Vec::<String>::new());
-    let cpu = hpa("  minReplicas: 0\n  metrics:\n  - type: Resource\n    resource:\n      name: cpu\n      target: {type: Utilization, averageUtilization: 50}\n");
+    let cpu = hpa(
+        "  minReplicas: 0\n  metrics:\n  - type: Resource\n    resource:\n      name: cpu\n      target: {type: Utilization, averageUtilization: 50}\n",
+    );
     assert_eq!(
         diagnostics_with(&cpu, &options),
         vec![
@@ -289,18 +319,28 @@ fn metric_source_rules() {
         ),
         (
             "missing metric type",
-            hpa("  metrics:\n  - pods:\n      metric: {name: q}\n      target: {type: AverageValue, averageValue: 5}\n"),
-            &["hpa.yaml:11:5: spec.metrics[0].type: Required value: must specify a metric source type"],
+            hpa(
+                "  metrics:\n  - pods:\n      metric: {name: q}\n      target: {type: AverageValue, averageValue: 5}\n",
+            ),
+            &[
+                "hpa.yaml:11:5: spec.metrics[0].type: Required value: must specify a metric source type",
+            ],
         ),
         (
             "source for the type missing",
             hpa("  metrics:\n  - type: Pods\n"),
-            &["hpa.yaml:11:5: spec.metrics[0].pods: Required value: must populate information for the given metric source"],
+            &[
+                "hpa.yaml:11:5: spec.metrics[0].pods: Required value: must populate information for the given metric source",
+            ],
         ),
         (
             "two sources set",
-            hpa("  metrics:\n  - type: Pods\n    pods:\n      metric: {name: q}\n      target: {type: AverageValue, averageValue: 5}\n    resource:\n      name: cpu\n      target: {type: Utilization, averageUtilization: 50}\n"),
-            &["hpa.yaml:15:5: spec.metrics[0].resource: Forbidden: must populate the given metric source only"],
+            hpa(
+                "  metrics:\n  - type: Pods\n    pods:\n      metric: {name: q}\n      target: {type: AverageValue, averageValue: 5}\n    resource:\n      name: cpu\n      target: {type: Utilization, averageUtilization: 50}\n",
+            ),
+            &[
+                "hpa.yaml:15:5: spec.metrics[0].resource: Forbidden: must populate the given metric source only",
+            ],
         ),
         (
             "metric item of the wrong type",
@@ -317,16 +357,24 @@ fn metric_source_rules() {
 
 #[test]
 fn resource_metric_rules() {
-    let resource = |r: &str| hpa(&format!("  metrics:\n  - type: Resource\n    resource:\n{r}"));
+    let resource = |r: &str| {
+        hpa(&format!(
+            "  metrics:\n  - type: Resource\n    resource:\n{r}"
+        ))
+    };
     check(&[
         (
             "name required",
             resource("      target: {type: Utilization, averageUtilization: 50}\n"),
-            &["hpa.yaml:12:5: spec.metrics[0].resource.name: Required value: must specify a resource name"],
+            &[
+                "hpa.yaml:12:5: spec.metrics[0].resource.name: Required value: must specify a resource name",
+            ],
         ),
         (
             "name must be a container resource (podscale check)",
-            resource("      name: CPU\n      target: {type: Utilization, averageUtilization: 50}\n"),
+            resource(
+                "      name: CPU\n      target: {type: Utilization, averageUtilization: 50}\n",
+            ),
             &[
                 "hpa.yaml:13:13: spec.metrics[0].resource.name: Invalid value: \"CPU\": must be a standard resource type or fully qualified",
                 "hpa.yaml:13:13: spec.metrics[0].resource.name: Invalid value: \"CPU\": must be a standard resource for containers",
@@ -334,48 +382,80 @@ fn resource_metric_rules() {
         ),
         (
             "utilization must be above 0",
-            resource("      name: cpu\n      target:\n        type: Utilization\n        averageUtilization: 0\n"),
-            &["hpa.yaml:16:29: spec.metrics[0].resource.target.averageUtilization: Invalid value: 0: must be greater than 0"],
+            resource(
+                "      name: cpu\n      target:\n        type: Utilization\n        averageUtilization: 0\n",
+            ),
+            &[
+                "hpa.yaml:16:29: spec.metrics[0].resource.target.averageUtilization: Invalid value: 0: must be greater than 0",
+            ],
         ),
         (
             "no target value",
             resource("      name: cpu\n      target:\n        type: Utilization\n"),
-            &["hpa.yaml:14:7: spec.metrics[0].resource.target.averageUtilization: Required value: must set either a target raw value or a target utilization"],
+            &[
+                "hpa.yaml:14:7: spec.metrics[0].resource.target.averageUtilization: Required value: must set either a target raw value or a target utilization",
+            ],
         ),
         (
             "both target values",
-            resource("      name: cpu\n      target:\n        type: Utilization\n        averageUtilization: 50\n        averageValue: 500\n"),
-            &["hpa.yaml:17:23: spec.metrics[0].resource.target.averageValue: Forbidden: may not set both a target raw value and a target utilization"],
+            resource(
+                "      name: cpu\n      target:\n        type: Utilization\n        averageUtilization: 50\n        averageValue: 500\n",
+            ),
+            &[
+                "hpa.yaml:17:23: spec.metrics[0].resource.target.averageValue: Forbidden: may not set both a target raw value and a target utilization",
+            ],
         ),
         (
             "target type unknown",
-            resource("      name: cpu\n      target:\n        type: Percent\n        averageUtilization: 50\n"),
-            &["hpa.yaml:15:15: spec.metrics[0].resource.target.type: Invalid value: \"Percent\": must be either Utilization, Value, or AverageValue"],
+            resource(
+                "      name: cpu\n      target:\n        type: Percent\n        averageUtilization: 50\n",
+            ),
+            &[
+                "hpa.yaml:15:15: spec.metrics[0].resource.target.type: Invalid value: \"Percent\": must be either Utilization, Value, or AverageValue",
+            ],
         ),
         (
             "target type missing",
             resource("      name: cpu\n      target:\n        averageUtilization: 50\n"),
-            &["hpa.yaml:14:7: spec.metrics[0].resource.target.type: Required value: must specify a metric target type"],
+            &[
+                "hpa.yaml:14:7: spec.metrics[0].resource.target.type: Required value: must specify a metric target type",
+            ],
         ),
         (
             "target type not for a resource (podscale check)",
-            resource("      name: cpu\n      target:\n        type: Value\n        averageValue: 500\n"),
-            &["hpa.yaml:15:15: spec.metrics[0].resource.target.type: Unsupported value: \"Value\": supported values: \"AverageValue\", \"Utilization\""],
+            resource(
+                "      name: cpu\n      target:\n        type: Value\n        averageValue: 500\n",
+            ),
+            &[
+                "hpa.yaml:15:15: spec.metrics[0].resource.target.type: Unsupported value: \"Value\": supported values: \"AverageValue\", \"Utilization\"",
+            ],
         ),
         (
             "target type and field disagree (podscale check)",
-            resource("      name: cpu\n      target:\n        type: AverageValue\n        averageUtilization: 50\n"),
-            &["hpa.yaml:14:7: spec.metrics[0].resource.target.averageValue: Required value: must be set when the target type is AverageValue"],
+            resource(
+                "      name: cpu\n      target:\n        type: AverageValue\n        averageUtilization: 50\n",
+            ),
+            &[
+                "hpa.yaml:14:7: spec.metrics[0].resource.target.averageValue: Required value: must be set when the target type is AverageValue",
+            ],
         ),
         (
             "quantity not positive",
-            resource("      name: memory\n      target:\n        type: AverageValue\n        averageValue: \"-1\"\n"),
-            &["hpa.yaml:16:23: spec.metrics[0].resource.target.averageValue: Invalid value: \"-1\": must be positive"],
+            resource(
+                "      name: memory\n      target:\n        type: AverageValue\n        averageValue: \"-1\"\n",
+            ),
+            &[
+                "hpa.yaml:16:23: spec.metrics[0].resource.target.averageValue: Invalid value: \"-1\": must be positive",
+            ],
         ),
         (
             "unknown target field",
-            resource("      name: cpu\n      target:\n        type: Utilization\n        averageUtilization: 50\n        utilization: 50\n"),
-            &["hpa.yaml:17:22: spec.metrics[0].resource.target.utilization: field not declared in schema"],
+            resource(
+                "      name: cpu\n      target:\n        type: Utilization\n        averageUtilization: 50\n        utilization: 50\n",
+            ),
+            &[
+                "hpa.yaml:17:22: spec.metrics[0].resource.target.utilization: field not declared in schema",
+            ],
         ),
     ]);
 }
@@ -385,7 +465,9 @@ fn a_bad_quantity_is_reported_with_the_quantity_error() {
     let source = hpa(
         "  metrics:\n  - type: Pods\n    pods:\n      metric: {name: q}\n      target: {type: AverageValue, averageValue: lots}\n",
     );
-    let error = "lots".parse::<podscale_core::Quantity>().unwrap_err();
+    let error = "lots"
+        .parse::<podscale_core::Quantity>()
+        .expect_err("must fail");
     assert_eq!(
         diagnostics(&source),
         vec![format!(
@@ -396,23 +478,35 @@ fn a_bad_quantity_is_reported_with_the_quantity_error() {
 
 #[test]
 fn container_resource_metric_rules() {
-    let container = |c: &str| hpa(&format!("  metrics:\n  - type: ContainerResource\n    containerResource:\n{c}"));
+    let container = |c: &str| {
+        hpa(&format!(
+            "  metrics:\n  - type: ContainerResource\n    containerResource:\n{c}"
+        ))
+    };
     check(&[
         (
             "container required",
-            container("      name: cpu\n      target: {type: Utilization, averageUtilization: 60}\n"),
-            &["hpa.yaml:12:5: spec.metrics[0].containerResource.container: Required value: must specify a container"],
+            container(
+                "      name: cpu\n      target: {type: Utilization, averageUtilization: 60}\n",
+            ),
+            &[
+                "hpa.yaml:12:5: spec.metrics[0].containerResource.container: Required value: must specify a container",
+            ],
         ),
         (
             "container must be a DNS label",
-            container("      name: cpu\n      container: \"---***\"\n      target: {type: Utilization, averageUtilization: 60}\n"),
+            container(
+                "      name: cpu\n      container: \"---***\"\n      target: {type: Utilization, averageUtilization: 60}\n",
+            ),
             &[
                 "hpa.yaml:14:18: spec.metrics[0].containerResource.container: Invalid value: \"---***\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
             ],
         ),
         (
             "resource name must be one containers request",
-            container("      name: InvalidResource\n      container: app\n      target: {type: Utilization, averageUtilization: 60}\n"),
+            container(
+                "      name: InvalidResource\n      container: app\n      target: {type: Utilization, averageUtilization: 60}\n",
+            ),
             &[
                 "hpa.yaml:13:13: spec.metrics[0].containerResource.name: Invalid value: \"InvalidResource\": must be a standard resource type or fully qualified",
                 "hpa.yaml:13:13: spec.metrics[0].containerResource.name: Invalid value: \"InvalidResource\": must be a standard resource for containers",
@@ -420,7 +514,9 @@ fn container_resource_metric_rules() {
         ),
         (
             "a valid container metric",
-            container("      name: nvidia.com/gpu\n      container: app\n      target: {type: AverageValue, averageValue: 1}\n"),
+            container(
+                "      name: nvidia.com/gpu\n      container: app\n      target: {type: AverageValue, averageValue: 1}\n",
+            ),
             &[],
         ),
     ]);
@@ -433,37 +529,59 @@ fn pods_metric_rules() {
         (
             "metric name required",
             pods("      metric: {}\n      target: {type: AverageValue, averageValue: 5}\n"),
-            &["hpa.yaml:13:7: spec.metrics[0].pods.metric.name: Required value: must specify a metric name"],
+            &[
+                "hpa.yaml:13:7: spec.metrics[0].pods.metric.name: Required value: must specify a metric name",
+            ],
         ),
         (
             "metric name must be a path segment",
-            pods("      metric: {name: \"queue/depth\"}\n      target: {type: AverageValue, averageValue: 5}\n"),
-            &["hpa.yaml:13:22: spec.metrics[0].pods.metric.name: Invalid value: \"queue/depth\": may not contain '/'"],
+            pods(
+                "      metric: {name: \"queue/depth\"}\n      target: {type: AverageValue, averageValue: 5}\n",
+            ),
+            &[
+                "hpa.yaml:13:22: spec.metrics[0].pods.metric.name: Invalid value: \"queue/depth\": may not contain '/'",
+            ],
         ),
         (
             "averageValue required",
             pods("      metric: {name: q}\n      target: {type: AverageValue}\n"),
-            &["hpa.yaml:14:7: spec.metrics[0].pods.target.averageValue: Required value: must specify a positive target averageValue"],
+            &[
+                "hpa.yaml:14:7: spec.metrics[0].pods.target.averageValue: Required value: must specify a positive target averageValue",
+            ],
         ),
         (
             "Value is not a pods target (podscale check)",
             pods("      metric: {name: q}\n      target: {type: Value, averageValue: 5}\n"),
-            &["hpa.yaml:14:22: spec.metrics[0].pods.target.type: Unsupported value: \"Value\": supported values: \"AverageValue\""],
+            &[
+                "hpa.yaml:14:22: spec.metrics[0].pods.target.type: Unsupported value: \"Value\": supported values: \"AverageValue\"",
+            ],
         ),
         (
             "selector operator (podscale check)",
-            pods("      metric:\n        name: q\n        selector:\n          matchExpressions:\n          - {key: app, operator: Has}\n      target: {type: AverageValue, averageValue: 5}\n"),
-            &["hpa.yaml:17:34: spec.metrics[0].pods.metric.selector.matchExpressions[0].operator: Invalid value: \"Has\": not a valid selector operator"],
+            pods(
+                "      metric:\n        name: q\n        selector:\n          matchExpressions:\n          - {key: app, operator: Has}\n      target: {type: AverageValue, averageValue: 5}\n",
+            ),
+            &[
+                "hpa.yaml:17:34: spec.metrics[0].pods.metric.selector.matchExpressions[0].operator: Invalid value: \"Has\": not a valid selector operator",
+            ],
         ),
         (
             "selector values with In (podscale check)",
-            pods("      metric:\n        name: q\n        selector:\n          matchExpressions:\n          - {key: app, operator: In}\n      target: {type: AverageValue, averageValue: 5}\n"),
-            &["hpa.yaml:17:13: spec.metrics[0].pods.metric.selector.matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'"],
+            pods(
+                "      metric:\n        name: q\n        selector:\n          matchExpressions:\n          - {key: app, operator: In}\n      target: {type: AverageValue, averageValue: 5}\n",
+            ),
+            &[
+                "hpa.yaml:17:13: spec.metrics[0].pods.metric.selector.matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'",
+            ],
         ),
         (
             "selector values with Exists (podscale check)",
-            pods("      metric:\n        name: q\n        selector:\n          matchExpressions:\n          - {key: app, operator: Exists, values: [a]}\n      target: {type: AverageValue, averageValue: 5}\n"),
-            &["hpa.yaml:17:42: spec.metrics[0].pods.metric.selector.matchExpressions[0].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"],
+            pods(
+                "      metric:\n        name: q\n        selector:\n          matchExpressions:\n          - {key: app, operator: Exists, values: [a]}\n      target: {type: AverageValue, averageValue: 5}\n",
+            ),
+            &[
+                "hpa.yaml:17:42: spec.metrics[0].pods.metric.selector.matchExpressions[0].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+            ],
         ),
     ]);
 }
@@ -474,7 +592,9 @@ fn object_metric_rules() {
     check(&[
         (
             "describedObject kind and name required",
-            object("      describedObject: {apiVersion: v1}\n      metric: {name: rps}\n      target: {type: Value, value: 100}\n"),
+            object(
+                "      describedObject: {apiVersion: v1}\n      metric: {name: rps}\n      target: {type: Value, value: 100}\n",
+            ),
             &[
                 "hpa.yaml:13:7: spec.metrics[0].object.describedObject.kind: Required value",
                 "hpa.yaml:13:7: spec.metrics[0].object.describedObject.name: Required value",
@@ -482,17 +602,27 @@ fn object_metric_rules() {
         ),
         (
             "a value or averageValue required",
-            object("      describedObject: {apiVersion: v1, kind: Service, name: web}\n      metric: {name: rps}\n      target: {type: Value}\n"),
-            &["hpa.yaml:15:7: spec.metrics[0].object.target.averageValue: Required value: must set either a target value or averageValue"],
+            object(
+                "      describedObject: {apiVersion: v1, kind: Service, name: web}\n      metric: {name: rps}\n      target: {type: Value}\n",
+            ),
+            &[
+                "hpa.yaml:15:7: spec.metrics[0].object.target.averageValue: Required value: must set either a target value or averageValue",
+            ],
         ),
         (
             "type Value needs value (podscale check)",
-            object("      describedObject: {apiVersion: v1, kind: Service, name: web}\n      metric: {name: rps}\n      target: {type: Value, averageValue: 100}\n"),
-            &["hpa.yaml:15:7: spec.metrics[0].object.target.value: Required value: must be set when the target type is Value"],
+            object(
+                "      describedObject: {apiVersion: v1, kind: Service, name: web}\n      metric: {name: rps}\n      target: {type: Value, averageValue: 100}\n",
+            ),
+            &[
+                "hpa.yaml:15:7: spec.metrics[0].object.target.value: Required value: must be set when the target type is Value",
+            ],
         ),
         (
             "a valid object metric",
-            object("      describedObject: {apiVersion: networking.k8s.io/v1, kind: Ingress, name: web}\n      metric: {name: rps}\n      target: {type: AverageValue, averageValue: 100}\n"),
+            object(
+                "      describedObject: {apiVersion: networking.k8s.io/v1, kind: Ingress, name: web}\n      metric: {name: rps}\n      target: {type: AverageValue, averageValue: 100}\n",
+            ),
             &[],
         ),
     ]);
@@ -500,26 +630,40 @@ fn object_metric_rules() {
 
 #[test]
 fn external_metric_rules() {
-    let external = |e: &str| hpa(&format!("  metrics:\n  - type: External\n    external:\n{e}"));
+    let external = |e: &str| {
+        hpa(&format!(
+            "  metrics:\n  - type: External\n    external:\n{e}"
+        ))
+    };
     check(&[
         (
             "value or averageValue required",
             external("      metric: {name: queue}\n      target: {type: AverageValue}\n"),
-            &["hpa.yaml:14:7: spec.metrics[0].external.target.averageValue: Required value: must set either a target value for metric or a per-pod target"],
+            &[
+                "hpa.yaml:14:7: spec.metrics[0].external.target.averageValue: Required value: must set either a target value for metric or a per-pod target",
+            ],
         ),
         (
             "not both",
-            external("      metric: {name: queue}\n      target: {type: Value, value: 10, averageValue: 1}\n"),
-            &["hpa.yaml:14:36: spec.metrics[0].external.target.value: Forbidden: may not set both a target value for metric and a per-pod target"],
+            external(
+                "      metric: {name: queue}\n      target: {type: Value, value: 10, averageValue: 1}\n",
+            ),
+            &[
+                "hpa.yaml:14:36: spec.metrics[0].external.target.value: Forbidden: may not set both a target value for metric and a per-pod target",
+            ],
         ),
         (
             "value must be positive",
             external("      metric: {name: queue}\n      target: {type: Value, value: 0}\n"),
-            &["hpa.yaml:14:36: spec.metrics[0].external.target.value: Invalid value: 0: must be positive"],
+            &[
+                "hpa.yaml:14:36: spec.metrics[0].external.target.value: Invalid value: 0: must be positive",
+            ],
         ),
         (
             "matchLabels value (podscale check)",
-            external("      metric:\n        name: queue\n        selector:\n          matchLabels: {queue: \"a b\"}\n      target: {type: Value, value: 10}\n"),
+            external(
+                "      metric:\n        name: queue\n        selector:\n          matchLabels: {queue: \"a b\"}\n      target: {type: Value, value: 10}\n",
+            ),
             &[
                 "hpa.yaml:16:32: spec.metrics[0].external.metric.selector.matchLabels: Invalid value: \"a b\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
             ],
@@ -534,27 +678,41 @@ fn behavior_rules() {
         (
             "stabilization window too long",
             behavior("    scaleUp:\n      stabilizationWindowSeconds: 3601\n"),
-            &["hpa.yaml:12:35: spec.behavior.scaleUp.stabilizationWindowSeconds: Invalid value: 3601: must be less than or equal to 3600"],
+            &[
+                "hpa.yaml:12:35: spec.behavior.scaleUp.stabilizationWindowSeconds: Invalid value: 3601: must be less than or equal to 3600",
+            ],
         ),
         (
             "stabilization window negative",
             behavior("    scaleDown:\n      stabilizationWindowSeconds: -1\n"),
-            &["hpa.yaml:12:35: spec.behavior.scaleDown.stabilizationWindowSeconds: Invalid value: -1: must be greater than or equal to zero"],
+            &[
+                "hpa.yaml:12:35: spec.behavior.scaleDown.stabilizationWindowSeconds: Invalid value: -1: must be greater than or equal to zero",
+            ],
         ),
         (
             "unknown selectPolicy",
             behavior("    scaleUp:\n      selectPolicy: Foo\n"),
-            &["hpa.yaml:12:21: spec.behavior.scaleUp.selectPolicy: Unsupported value: \"Foo\": supported values: \"Disabled\", \"Max\", \"Min\""],
+            &[
+                "hpa.yaml:12:21: spec.behavior.scaleUp.selectPolicy: Unsupported value: \"Foo\": supported values: \"Disabled\", \"Max\", \"Min\"",
+            ],
         ),
-        ("omitted policies are defaulted", behavior("    scaleUp:\n      selectPolicy: Min\n"), &[]),
+        (
+            "omitted policies are defaulted",
+            behavior("    scaleUp:\n      selectPolicy: Min\n"),
+            &[],
+        ),
         (
             "an empty policy list",
             behavior("    scaleDown:\n      policies: []\n"),
-            &["hpa.yaml:12:7: spec.behavior.scaleDown.policies: Required value: must specify at least one Policy"],
+            &[
+                "hpa.yaml:12:7: spec.behavior.scaleDown.policies: Required value: must specify at least one Policy",
+            ],
         ),
         (
             "bad policy",
-            behavior("    scaleUp:\n      policies:\n      - type: hm\n        value: 0\n        periodSeconds: 1801\n"),
+            behavior(
+                "    scaleUp:\n      policies:\n      - type: hm\n        value: 0\n        periodSeconds: 1801\n",
+            ),
             &[
                 "hpa.yaml:13:15: spec.behavior.scaleUp.policies[0].type: Unsupported value: \"hm\": supported values: \"Percent\", \"Pods\"",
                 "hpa.yaml:14:16: spec.behavior.scaleUp.policies[0].value: Invalid value: 0: must be greater than zero",
@@ -572,15 +730,25 @@ fn behavior_rules() {
         ),
         (
             "period not positive",
-            behavior("    scaleDown:\n      policies:\n      - {type: Pods, value: 1, periodSeconds: -1}\n"),
-            &["hpa.yaml:13:47: spec.behavior.scaleDown.policies[0].periodSeconds: Invalid value: -1: must be greater than zero"],
+            behavior(
+                "    scaleDown:\n      policies:\n      - {type: Pods, value: 1, periodSeconds: -1}\n",
+            ),
+            &[
+                "hpa.yaml:13:47: spec.behavior.scaleDown.policies[0].periodSeconds: Invalid value: -1: must be greater than zero",
+            ],
         ),
         (
             "negative tolerance",
             behavior("    scaleUp:\n      tolerance: \"-1\"\n"),
-            &["hpa.yaml:12:18: spec.behavior.scaleUp.tolerance: Invalid value: \"-1\": must be greater or equal to zero"],
+            &[
+                "hpa.yaml:12:18: spec.behavior.scaleUp.tolerance: Invalid value: \"-1\": must be greater or equal to zero",
+            ],
         ),
-        ("zero tolerance", behavior("    scaleUp:\n      tolerance: 0\n"), &[]),
+        (
+            "zero tolerance",
+            behavior("    scaleUp:\n      tolerance: 0\n"),
+            &[],
+        ),
         (
             "unknown rules field",
             behavior("    scaleUp:\n      window: 3\n"),
@@ -648,9 +816,15 @@ fn json_manifests_are_validated_with_positions() {
 
 #[test]
 fn a_document_that_is_not_an_object() {
-    let docs = parse_documents("- a\n- b\n", FILE).unwrap();
-    let shown: Vec<String> = validate_hpa(&docs[0], FILE).iter().map(ToString::to_string).collect();
-    assert_eq!(shown, vec!["hpa.yaml:1:1: Invalid value: [\"a\",\"b\"]: must be an object"]);
+    let docs = parse_documents("- a\n- b\n", FILE).expect("must succeed");
+    let shown: Vec<String> = validate_hpa(&docs[0], FILE)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        shown,
+        vec!["hpa.yaml:1:1: Invalid value: [\"a\",\"b\"]: must be an object"]
+    );
 }
 
 #[test]
@@ -658,6 +832,9 @@ fn upstream_only_options_drop_the_podscale_checks() {
     let source = hpa(
         "  metrics:\n  - type: Pods\n    pods:\n      metric: {name: q}\n      target: {type: Value, averageValue: 5}\n",
     );
-    assert_eq!(diagnostics_with(&source, &ValidationOptions::upstream()), Vec::<String>::new());
+    assert_eq!(
+        diagnostics_with(&source, &ValidationOptions::upstream()),
+        Vec::<String>::new()
+    );
     assert_eq!(diagnostics(&source).len(), 1);
 }

@@ -203,22 +203,15 @@ fn validate_requirement(
         return;
     }
     match operator {
-        Some("In" | "NotIn") => {
-            if values.is_empty() {
-                cx.push(FieldError::required(
-                    &values_path,
-                    "must be specified when `operator` is 'In' or 'NotIn'",
-                ));
-            }
-        }
-        Some("Exists" | "DoesNotExist") => {
-            if !values.is_empty() {
-                cx.push(FieldError::forbidden(
-                    &values_path,
-                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
-                ));
-            }
-        }
+        Some("In" | "NotIn") if values.is_empty() => cx.push(FieldError::required(
+            &values_path,
+            "must be specified when `operator` is 'In' or 'NotIn'",
+        )),
+        Some("Exists" | "DoesNotExist") if !values.is_empty() => cx.push(FieldError::forbidden(
+            &values_path,
+            "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+        )),
+        Some("In" | "NotIn" | "Exists" | "DoesNotExist") => {}
         Some(other) => cx.push(FieldError::invalid(
             &operator_path,
             &Value::from(other),
