@@ -144,7 +144,10 @@ pub fn compute_replicas_for_metrics(
     {
         return MetricsOutcome {
             evaluations,
-            result: Err(error),
+            result: Err(format!(
+                "invalid metrics ({invalid} invalid out of {}), first error is: {error}",
+                specs.len()
+            )),
             condition: conditions::new(
                 conditions::SCALING_ACTIVE,
                 false,
@@ -200,6 +203,14 @@ fn compute_replicas_for_metric(
             format!("unknown metric source type {:?}", spec.type_),
         ));
     };
+    // computeReplicasForMetric wraps each source's error once more; the Warning event
+    // and the condition carry the inner message.
+    let wrap = |prefix: String| {
+        move |f: Failure| Failure {
+            error: format!("{prefix}{}", f.error),
+            ..f
+        }
+    };
     match kind {
         MetricSourceType::Resource => {
             let src = spec.resource.as_ref().ok_or_else(|| missing_source(kind))?;
@@ -210,39 +221,37 @@ fn compute_replicas_for_metric(
                 &src.target,
                 reasons::FAILED_GET_RESOURCE_METRIC,
             )
+            .map_err(wrap(format!(
+                "failed to get {} resource metric value: ",
+                src.name
+            )))
         }
         MetricSourceType::ContainerResource => {
             let src = spec
                 .container_resource
                 .as_ref()
                 .ok_or_else(|| missing_source(kind))?;
-            resource_metric(
-                ctx,
-                &src.name,
-                &src.container,
-                &src.target,
-                reasons::FAILED_GET_CONTAINER_RESOURCE_METRIC,
-            )
+            let reason = reasons::FAILED_GET_CONTAINER_RESOURCE_METRIC;
+            resource_metric(ctx, &src.name, &src.container, &src.target, reason).map_err(wrap(
+                format!("failed to get {} container metric value: ", src.container),
+            ))
         }
         MetricSourceType::Pods => {
             let src = spec.pods.as_ref().ok_or_else(|| missing_source(kind))?;
-            pods_metric(ctx, &src.metric, &src.target).map_err(|f| Failure {
-                error: format!("failed to get pods metric value: {}", f.error),
-                ..f
-            })
+            pods_metric(ctx, &src.metric, &src.target)
+                .map_err(wrap("failed to get pods metric value: ".into()))
         }
         MetricSourceType::Object => {
             let src = spec.object.as_ref().ok_or_else(|| missing_source(kind))?;
-            object_metric(ctx, &src.metric, &src.described_object, &src.target).map_err(|f| {
-                Failure {
-                    error: format!("failed to get object metric value: {}", f.error),
-                    ..f
-                }
-            })
+            object_metric(ctx, &src.metric, &src.described_object, &src.target)
+                .map_err(wrap("failed to get object metric value: ".into()))
         }
         MetricSourceType::External => {
             let src = spec.external.as_ref().ok_or_else(|| missing_source(kind))?;
-            external_metric(ctx, &src.metric, &src.target)
+            external_metric(ctx, &src.metric, &src.target).map_err(wrap(format!(
+                "failed to get {} external metric value: ",
+                src.metric.name
+            )))
         }
     }
 }

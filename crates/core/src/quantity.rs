@@ -9,8 +9,8 @@
 //!
 //! * **Parsing** is `ParseQuantity`, scanner and all. No `f64` is involved. The
 //!   scanner is more permissive than the regular expression in its own error message:
-//!   `"5."`, `".5"`, `"+1"`, `"."`, `"-"` and bare suffixes such as `"k"`, `"Ki"` or
-//!   `"e5"` parse, the last ones as zero (kubernetes/apimachinery#165). A value finer
+//!   `"5."`, `".5"` and `"+1"` parse, and so do `"."`, `"-"` and bare suffixes such as
+//!   `"k"`, `"Ki"` or `"e5"`, as zero (kubernetes/apimachinery#165). A value finer
 //!   than a nano is rounded *up*, away from zero (`"0.1n"` is `1n`); a binary-SI value
 //!   is silently capped at 2^63-1 (`"8Ei"` is `9223372036854775807`); an `e`
 //!   exponent is truncated to 32 bits as Go's `int32(...)` does.
@@ -38,8 +38,8 @@
 //!   does not fit. Go's `int64Amount` path saturates the same way; its `inf.Dec` path
 //!   returns a wrapped (documented as undefined) number. [`Quantity::checked_milli_value`]
 //!   reports the overflow instead.
-//! * A value is held in 128 bits: at most 38 significant decimal digits after Go's
-//!   nano rounding, with a power of ten inside ±2^31. Inputs beyond that (which Go
+//! * A value is held as an i128 mantissa (38 significant decimal digits, some 39, after
+//!   Go's nano rounding) times a power of ten inside ±2^31. Inputs beyond that (which Go
 //!   holds in a `big.Int`, or for huge exponents spends unbounded time and memory
 //!   rounding) are rejected with [`QuantityError::OutOfRange`] instead of being
 //!   rounded. No manifest or metrics API produces such values.

@@ -90,7 +90,8 @@ impl Decision {
             current_replicas: self.current_replicas,
             desired_replicas: self.original_status.desired_replicas,
             last_scale_time: self.original_status.last_scale_time,
-            current_metrics: self.original_status.current_metrics.clone(),
+            // setCurrentReplicasAndMetricsInStatus: this sync's metric statuses are kept.
+            current_metrics: self.status.current_metrics.take(),
             conditions: Some(conds),
             observed_generation: self.original_status.observed_generation,
         };

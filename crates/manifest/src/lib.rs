@@ -9,11 +9,32 @@
 //! - [`parse`]: YAML/JSON text to JSON values plus a path → position map
 //!   ([`parse_documents`], [`Document`]).
 //! - [`position`]: positions and the Kubernetes-style field paths that key them.
-//! - [`deserialize`](mod@deserialize): typed deserialization of a document whose errors point into the
-//!   source.
+//! - [`deserialize`](mod@deserialize): typed deserialization of a document, with errors
+//!   that point into the source.
 //! - [`diagnostic`]: a validation finding and the Kubernetes field-error wording.
 //! - [`validation`]: `ValidateHorizontalPodAutoscaler` and friends, on the JSON value.
-//! - [`file`]: read a file, validate every HPA in it, skip (and say so) the rest.
+//! - [`file`](mod@file): read a file, validate every HPA in it, skip (and say so) the rest.
+//!
+//! ## Example
+//! ```
+//! use podscale_manifest::{parse_documents, validate_hpa};
+//!
+//! let source = "\
+//! apiVersion: autoscaling/v2
+//! kind: HorizontalPodAutoscaler
+//! metadata: {name: web}
+//! spec:
+//!   scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+//!   maxReplicas: 0
+//! ";
+//! let docs = parse_documents(source, "hpa.yaml")?;
+//! let problems = validate_hpa(&docs[0], "hpa.yaml");
+//! assert_eq!(
+//!     problems[0].to_string(),
+//!     "hpa.yaml:6:16: spec.maxReplicas: Invalid value: 0: must be greater than 0"
+//! );
+//! # Ok::<(), podscale_manifest::ManifestError>(())
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod deserialize;

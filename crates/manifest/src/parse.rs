@@ -460,7 +460,8 @@ fn resolve_plain(text: &str) -> Scalar {
     let first = text.as_bytes()[0];
     match first {
         b'.' => match text.parse::<f64>() {
-            Ok(f) if go_float_syntax(text) => Scalar::Float(f),
+            // `strconv.ParseFloat` on text such as `.5` or `.5e3`.
+            Ok(f) if yaml_style_float(text) => Scalar::Float(f),
             _ => Scalar::Str(text.to_owned()),
         },
         b'+' | b'-' | b'0'..=b'9' => resolve_number(text),
@@ -471,21 +472,23 @@ fn resolve_plain(text: &str) -> Scalar {
 /// Ints, then floats, as go-yaml v2 tries them for text starting with a sign or digit.
 fn resolve_number(text: &str) -> Scalar {
     let plain: String = text.chars().filter(|&c| c != '_').collect();
-    match go_parse_int(&plain) {
+    let int = go_parse_int(&plain);
+    match int {
         Some(GoInt::Int(i)) => return Scalar::Int(i),
         Some(GoInt::Uint(u)) => return Scalar::Uint(u),
-        Some(GoInt::Big(f)) if !yaml_style_float(&plain) => return Scalar::Float(f),
         _ => {}
     }
+    // Out-of-range decimal integers match the float syntax and become floats here;
+    // out-of-range 0x/0o/0b ones (a `big.Int` for go-yaml) just below.
     if yaml_style_float(&plain)
         && let Ok(f) = plain.parse::<f64>()
     {
         return Scalar::Float(f);
     }
-    if let Some(GoInt::Big(f)) = go_parse_int(&plain) {
-        return Scalar::Float(f);
+    match int {
+        Some(GoInt::Big(f)) => Scalar::Float(f),
+        _ => Scalar::Str(text.to_owned()),
     }
-    Scalar::Str(text.to_owned())
 }
 
 enum GoInt {
@@ -584,12 +587,6 @@ fn yaml_style_float(s: &str) -> bool {
         }
     }
     i == b.len()
-}
-
-/// Text starting with `.` that Go's `strconv.ParseFloat` accepts and Rust's parser agrees
-/// on: a decimal fraction with an optional exponent (`.5`, `.5e3`).
-fn go_float_syntax(s: &str) -> bool {
-    yaml_style_float(s)
 }
 
 /// Turns a node tree into JSON plus positions, expanding aliases and merge keys.
@@ -825,6 +822,12 @@ mod tests {
         assert_eq!(p.value("b.d[1].e"), Some(Pos::new(4, 14)));
         assert_eq!(p.key("b.d[1].e"), Some(Pos::new(4, 11)));
         assert_eq!(p.key("b.d[1]"), None);
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        let doc = one("b: [\u{e9}\u{e9}, x]\n");
+        assert_eq!(doc.positions.value("b[1]"), Some(Pos::new(1, 9)));
     }
 
     #[test]
