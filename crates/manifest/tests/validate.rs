@@ -750,6 +750,18 @@ fn behavior_rules() {
             &[],
         ),
         (
+            "fractional tolerance",
+            behavior("    scaleDown:\n      tolerance: 50m\n"),
+            &[],
+        ),
+        (
+            "negative fractional tolerance, as a YAML number",
+            behavior("    scaleDown:\n      tolerance: -0.05\n"),
+            &[
+                "hpa.yaml:12:18: spec.behavior.scaleDown.tolerance: Invalid value: -0.05: must be greater or equal to zero",
+            ],
+        ),
+        (
             "unknown rules field",
             behavior("    scaleUp:\n      window: 3\n"),
             &["hpa.yaml:12:15: spec.behavior.scaleUp.window: field not declared in schema"],
