@@ -4,10 +4,13 @@
 //! default output.
 use std::fmt::Write as _;
 
+use jiff::{SignedDuration, Timestamp};
+
 use crate::api::MetricValueStatus;
 use crate::calculator::{Detail, Rule};
-use crate::conditions::EventType;
+use crate::conditions::{EventType, reasons};
 use crate::defaults;
+use crate::history::Recommendation;
 use crate::metrics::MetricEvaluation;
 use crate::normalize::Normalized;
 use crate::reconcile::Path;
@@ -160,13 +163,25 @@ pub fn render(s: &Scenario, e: &Evaluation) -> String {
     out
 }
 
-fn current_text(c: &MetricValueStatus) -> String {
+/// Bytes in binary units for a person (`5.6Gi`), for memory readings.
+fn human_bytes(milli: i64) -> Option<String> {
+    let bytes = milli as f64 / 1000.0;
+    let (unit, div) = [("Ti", 2f64.powi(40)), ("Gi", 2f64.powi(30)), ("Mi", 2f64.powi(20))]
+        .into_iter()
+        .find(|(_, d)| bytes >= *d)?;
+    Some(format!("{:.1}{unit}", bytes / div))
+}
+
+fn current_text(c: &MetricValueStatus, memory: bool) -> String {
     let mut parts = Vec::new();
     if let Some(u) = c.average_utilization {
         parts.push(format!("{u}% of request"));
     }
     if let Some(v) = &c.average_value {
-        parts.push(format!("{v} average"));
+        match human_bytes(v.milli_value()).filter(|_| memory) {
+            Some(h) => parts.push(format!("{h} average")),
+            None => parts.push(format!("{v} average")),
+        }
     }
     if let Some(v) = &c.value {
         parts.push(format!("{v} total"));
@@ -184,7 +199,8 @@ fn render_metric(out: &mut String, i: usize, m: &MetricEvaluation, current: i32)
         let _ = writeln!(out, "     FAILED ({}): {err}", m.error_reason.unwrap_or(""));
         return;
     }
-    let reading = m.status.current().map(current_text).unwrap_or_default();
+    let memory = title.starts_with("memory ");
+    let reading = m.status.current().map(|c| current_text(c, memory)).unwrap_or_default();
     let target = m.target.clone().unwrap_or_default();
     let _ = writeln!(out, "     reading {reading}; target {target}");
     let Some(d) = &m.detail else { return };
@@ -242,27 +258,95 @@ fn rule_text(d: &Detail, current: i32) -> String {
 
 fn render_normalization(out: &mut String, s: &Scenario, n: &Normalized) {
     let _ = writeln!(out, "\nNormalization");
-    let _ = writeln!(
-        out,
-        "  stabilization ({}): {} → {}",
-        n.able_to_scale.reason, n.able_to_scale.message, n.stabilized
-    );
-    let limit = n
-        .limit
-        .map(|l| format!(" (rate limit in force: {l})"))
-        .unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "  limits ({}): {}{limit} → {}",
-        n.scaling_limited.reason, n.scaling_limited.message, n.desired
-    );
-    if s.hpa.spec.behavior.is_none() {
+    let recs: Vec<Recommendation> = match s.history.as_ref().and_then(|h| h.recommendations.clone())
+    {
+        Some(r) => r,
+        // A never-seen autoscaler starts with {currentReplicas, now} (recordInitialRecommendation).
+        None if s.stage == Stage::Reconcile => {
+            vec![Recommendation {
+                time: s.now,
+                replicas: s.current_replicas,
+            }]
+        }
+        None => Vec::new(),
+    };
+    let in_window = |w: i64, inclusive: bool| -> Vec<i32> {
+        let cut = s
+            .now
+            .checked_sub(SignedDuration::from_secs(w))
+            .unwrap_or(Timestamp::MIN);
+        recs.iter()
+            .filter(|r| {
+                if inclusive {
+                    r.time >= cut
+                } else {
+                    r.time > cut
+                }
+            })
+            .map(|r| r.replicas)
+            .collect()
+    };
+    let list = |v: &[i32]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    match defaults::behavior(&s.hpa, &s.controller) {
+        None => {
+            let w = s.controller.downscale_stabilization_window_seconds;
+            let _ = writeln!(
+                out,
+                "  stabilization: scale-down only, over the last {w}s (recommendations in window: {}) → {}",
+                list(&in_window(w, true)),
+                n.stabilized
+            );
+        }
+        Some(b) => {
+            let up = i64::from(b.scale_up.stabilization_window_seconds);
+            let down = i64::from(b.scale_down.stabilization_window_seconds);
+            let _ = writeln!(
+                out,
+                "  stabilization: scale up no further than the lowest recommendation of the last {up}s ({}), down no further than the highest of the last {down}s ({}) → {}",
+                list(&in_window(up, false)),
+                list(&in_window(down, false)),
+                n.stabilized
+            );
+        }
+    }
+    if n.able_to_scale.reason != reasons::READY_FOR_NEW_SCALE {
         let _ = writeln!(
             out,
-            "  (legacy rules: scale-down stabilization {}s, scale-up at most max({}×current, {}))",
-            s.controller.downscale_stabilization_window_seconds,
-            s.controller.legacy_scale_up_limit_factor,
-            s.controller.legacy_scale_up_limit_minimum
+            "    {}: {}",
+            n.able_to_scale.reason, n.able_to_scale.message
         );
     }
+    let limit = match (n.limit, s.hpa.spec.behavior.is_none()) {
+        (Some(l), true) => format!(
+            "; legacy scale-up limit max({}×{}, {}) = {l}",
+            s.controller.legacy_scale_up_limit_factor,
+            s.current_replicas,
+            s.controller.legacy_scale_up_limit_minimum
+        ),
+        (Some(l), false) if n.stabilized > s.current_replicas => {
+            format!("; scale-up policies allow at most {l}")
+        }
+        (Some(l), false) if n.stabilized < s.current_replicas => {
+            format!("; scale-down policies allow no fewer than {l}")
+        }
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "  limits: [{}, {}]{limit} → {} ({}: {})",
+        defaults::min_replicas(&s.hpa),
+        s.hpa.spec.max_replicas,
+        n.desired,
+        n.scaling_limited.reason,
+        n.scaling_limited.message
+    );
 }
