@@ -166,9 +166,13 @@ pub fn render(s: &Scenario, e: &Evaluation) -> String {
 /// Bytes in binary units for a person (`5.6Gi`), for memory readings.
 fn human_bytes(milli: i64) -> Option<String> {
     let bytes = milli as f64 / 1000.0;
-    let (unit, div) = [("Ti", 2f64.powi(40)), ("Gi", 2f64.powi(30)), ("Mi", 2f64.powi(20))]
-        .into_iter()
-        .find(|(_, d)| bytes >= *d)?;
+    let (unit, div) = [
+        ("Ti", 2f64.powi(40)),
+        ("Gi", 2f64.powi(30)),
+        ("Mi", 2f64.powi(20)),
+    ]
+    .into_iter()
+    .find(|(_, d)| bytes >= *d)?;
     Some(format!("{:.1}{unit}", bytes / div))
 }
 
@@ -200,7 +204,11 @@ fn render_metric(out: &mut String, i: usize, m: &MetricEvaluation, current: i32)
         return;
     }
     let memory = title.starts_with("memory ");
-    let reading = m.status.current().map(|c| current_text(c, memory)).unwrap_or_default();
+    let reading = m
+        .status
+        .current()
+        .map(|c| current_text(c, memory))
+        .unwrap_or_default();
     let target = m.target.clone().unwrap_or_default();
     let _ = writeln!(out, "     reading {reading}; target {target}");
     let Some(d) = &m.detail else { return };

@@ -392,3 +392,123 @@ pub fn reconcile(
         current_replicas: current,
     }
 }
+
+/// The target's scale subresource could not be read (bad `apiVersion`, unknown kind,
+/// GET failed): upstream emits `Warning FailedGetScale`, sets
+/// `AbleToScale=False/FailedGetScale` and writes the status if it changed. Nothing else
+/// happens in this sync. Returns (status, status changed, event).
+pub fn failed_get_scale(
+    hpa: &HorizontalPodAutoscaler,
+    error: &str,
+    now: Timestamp,
+) -> (HorizontalPodAutoscalerStatus, bool, Event) {
+    let original = hpa.status.clone().unwrap_or_default();
+    let mut status = original.clone();
+    let mut conds = status.conditions.take().unwrap_or_default();
+    conditions::set(
+        &mut conds,
+        conditions::new(
+            conditions::ABLE_TO_SCALE,
+            false,
+            reasons::FAILED_GET_SCALE,
+            format!("the HPA controller was unable to get the target's current scale: {error}"),
+        ),
+        now,
+    );
+    status.conditions = Some(conds);
+    let changed = !status_semantic_eq(&original, &status);
+    (
+        status,
+        changed,
+        Event::warning(reasons::FAILED_GET_SCALE, error),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Direction;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().expect("valid timestamp")
+    }
+
+    #[test]
+    fn failed_get_scale_sets_able_to_scale_false_and_warns() {
+        let hpa = HorizontalPodAutoscaler::default();
+        let (status, changed, event) = failed_get_scale(
+            &hpa,
+            "deployments.apps \"web\" not found",
+            ts("2024-01-01T00:00:00Z"),
+        );
+        assert!(changed);
+        let c = &status.conditions.expect("conditions")[0];
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str(), c.reason.as_str()),
+            ("AbleToScale", "False", "FailedGetScale")
+        );
+        assert_eq!(event.reason, "FailedGetScale");
+    }
+
+    #[test]
+    fn a_failed_rescale_keeps_the_old_desired_count_and_records_no_scale_event() {
+        let hpa: HorizontalPodAutoscaler = serde_json::from_value(serde_json::json!({
+            "spec": {"maxReplicas": 10, "minReplicas": 1, "behavior": {},
+                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]},
+            "status": {"currentReplicas": 2, "desiredReplicas": 2}
+        }))
+        .expect("hpa");
+        let pod = |name: &str| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "name": name, "phase": "Running", "ready": true,
+                "startTime": "2024-01-01T00:00:00Z", "readyTransitionTime": "2024-01-01T00:00:00Z",
+                "containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]
+            }))
+            .expect("pod")
+        };
+        let observed = Observed {
+            spec_replicas: 2,
+            status_replicas: 2,
+            selector: None,
+            pods: vec![pod("a"), pod("b")],
+            metrics: serde_json::from_value(serde_json::json!({"resource": {"pods": [
+                {"name": "a", "timestamp": "2024-01-01T01:00:00Z", "window": "30s", "containers": [{"name": "c", "usage": {"cpu": "1"}}]},
+                {"name": "b", "timestamp": "2024-01-01T01:00:00Z", "window": "30s", "containers": [{"name": "c", "usage": {"cpu": "1"}}]}
+            ]}}))
+            .expect("metrics"),
+        };
+        let now = ts("2024-01-01T01:00:00Z");
+        let history = History::default();
+        let mut d = reconcile(
+            &hpa,
+            &observed,
+            &history,
+            now,
+            &ControllerSettings::default(),
+        );
+        assert!(d.rescale);
+        assert_eq!(d.desired_replicas, 4);
+        assert!(
+            d.history
+                .scale_events
+                .iter()
+                .any(|e| e.direction == Direction::Up)
+        );
+        d.rescale_failed("conflict", now, history);
+        assert!(!d.rescale);
+        assert_eq!(d.status.desired_replicas, 2);
+        assert!(d.history.scale_events.is_empty());
+        assert!(d.events.iter().any(|e| e.reason == "FailedRescale" && e.message == "New size: 4; reason: cpu resource utilization (percentage of request) above target; error: conflict"));
+        assert!(!d.events.iter().any(|e| e.reason == "SuccessfulRescale"));
+        let able = d
+            .status
+            .conditions
+            .as_ref()
+            .and_then(|c| c.iter().find(|c| c.type_ == "AbleToScale"))
+            .expect("AbleToScale");
+        assert_eq!(
+            (able.status.as_str(), able.reason.as_str()),
+            ("False", "FailedUpdateScale")
+        );
+    }
+}

@@ -89,7 +89,7 @@ fn wild_i32() -> BoxedStrategy<i32> {
 fn milli(r: Range) -> BoxedStrategy<i64> {
     match r {
         // Mostly one band with usage (so ratios land near 1), sometimes anything sane.
-        Range::Valid => prop_oneof![8 => 200i64..=2_000, 1 => 1i64..=10_000_000].boxed(),
+        Range::Valid => prop_oneof![8 => 500i64..=2_000, 1 => 1i64..=10_000_000].boxed(),
         Range::Wild => wild_i64(),
     }
 }
@@ -97,7 +97,7 @@ fn milli(r: Range) -> BoxedStrategy<i64> {
 /// A sampled usage in milli-units (zero is a real reading).
 fn usage(r: Range) -> BoxedStrategy<i64> {
     match r {
-        Range::Valid => prop_oneof![8 => 0i64..=2_500, 1 => 0i64..=10_000_000].boxed(),
+        Range::Valid => prop_oneof![8 => 0i64..=2_000, 1 => 0i64..=10_000_000].boxed(),
         Range::Wild => wild_i64(),
     }
 }
@@ -105,7 +105,7 @@ fn usage(r: Range) -> BoxedStrategy<i64> {
 /// A utilization target in percent.
 fn percent(r: Range) -> BoxedStrategy<i32> {
     match r {
-        Range::Valid => prop_oneof![4 => 40i32..=120, 1 => 1i32..=400].boxed(),
+        Range::Valid => prop_oneof![4 => 50i32..=150, 1 => 1i32..=400].boxed(),
         Range::Wild => wild_i32(),
     }
 }
@@ -388,7 +388,7 @@ fn pod_draw(r: Range) -> BoxedStrategy<PodDraw> {
     ];
     let ready = prop_oneof![6 => Just(Some(true)), 2 => Just(Some(false)), 1 => Just(None)];
     let request = || prop::option::weighted(0.97, milli(r));
-    let sample = || prop::option::weighted(0.85, usage(r));
+    let sample = || prop::option::weighted(0.93, usage(r));
     let (sampled_ago, window) = match r {
         Range::Valid => (
             (0i64..=90).boxed(),
@@ -643,17 +643,25 @@ fn instant(r: Range) -> BoxedStrategy<Timestamp> {
 
 /// A reconcile-stage scenario.
 fn scenario(r: Range) -> BoxedStrategy<Scenario> {
-    instant(r)
-        .prop_flat_map(move |now| {
+    (instant(r), bounds(r))
+        .prop_flat_map(move |(now, bounds)| {
+            // About as many pods as the target has replicas, give or take a few.
+            let pods = match r {
+                Range::Valid => {
+                    let current = usize::try_from(bounds.2).expect("valid counts are positive");
+                    current.saturating_sub(3)..=current + 3
+                }
+                Range::Wild => 0..=20,
+            };
             (
                 (
                     prop::collection::vec(metric_spec(r), 1..=3),
-                    bounds(r),
+                    Just(bounds),
                     behavior(r),
                     settings(r),
                 ),
                 (
-                    prop::collection::vec(pod_draw(r), 0..=20),
+                    prop::collection::vec(pod_draw(r), pods),
                     sources(r),
                     history(r, now),
                     any::<bool>(),
@@ -669,7 +677,7 @@ fn scenario(r: Range) -> BoxedStrategy<Scenario> {
                 now,
             )| {
                 let status_replicas =
-                    status_is_pods.then(|| i32::try_from(pods.len()).expect("at most 20 pods"));
+                    status_is_pods.then(|| i32::try_from(pods.len()).expect("a few dozen pods"));
                 Scenario {
                     id: Some("property".into()),
                     stage: Stage::Reconcile,
