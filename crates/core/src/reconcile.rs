@@ -93,7 +93,7 @@ impl Decision {
             // setCurrentReplicasAndMetricsInStatus: this sync's metric statuses are kept.
             current_metrics: self.status.current_metrics.take(),
             conditions: Some(conds),
-            observed_generation: self.original_status.observed_generation,
+            observed_generation: None,
         };
         // Scale events are only stored after a successful update.
         self.history.scale_events = history_before.scale_events;
@@ -288,7 +288,7 @@ pub fn reconcile(
                         Some(statuses)
                     },
                     conditions: Some(conds),
-                    observed_generation: original_status.observed_generation,
+                    observed_generation: None,
                 };
                 let status_changed = !status_semantic_eq(&original_status, &status);
                 return Decision {
@@ -372,7 +372,8 @@ pub fn reconcile(
         last_scale_time,
         current_metrics: metric_statuses,
         conditions: Some(conds),
-        observed_generation: original_status.observed_generation,
+        // setStatus rebuilds the status from five fields; observedGeneration is not one.
+        observed_generation: None,
     };
     let status_changed = !status_semantic_eq(&original_status, &status);
     Decision {

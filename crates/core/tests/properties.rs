@@ -210,6 +210,14 @@ fn metric_spec(r: Range) -> BoxedStrategy<MetricSpec> {
     .boxed()
 }
 
+/// One to three metrics, fewer more often: the maximum of three proposals is rarely
+/// a scale-down.
+fn metric_specs(r: Range) -> BoxedStrategy<Vec<MetricSpec>> {
+    prop_oneof![3 => Just(1usize), 2 => Just(2), 1 => Just(3)]
+        .prop_flat_map(move |n| prop::collection::vec(metric_spec(r), n))
+        .boxed()
+}
+
 fn policy(r: Range) -> BoxedStrategy<HpaScalingPolicy> {
     let make = |type_: &str, value: i32, period_seconds: i32| HpaScalingPolicy {
         type_: type_.into(),
@@ -387,7 +395,7 @@ fn pod_draw(r: Range) -> BoxedStrategy<PodDraw> {
         1 => Just("Succeeded"),
     ];
     let ready = prop_oneof![6 => Just(Some(true)), 2 => Just(Some(false)), 1 => Just(None)];
-    let request = || prop::option::weighted(0.97, milli(r));
+    let request = || prop::option::weighted(0.995, milli(r));
     let sample = || prop::option::weighted(0.93, usage(r));
     let (sampled_ago, window) = match r {
         Range::Valid => (
@@ -654,12 +662,7 @@ fn scenario(r: Range) -> BoxedStrategy<Scenario> {
                 Range::Wild => 0..=20,
             };
             (
-                (
-                    prop::collection::vec(metric_spec(r), 1..=3),
-                    Just(bounds),
-                    behavior(r),
-                    settings(r),
-                ),
+                (metric_specs(r), Just(bounds), behavior(r), settings(r)),
                 (
                     prop::collection::vec(pod_draw(r), pods),
                     sources(r),
@@ -815,7 +818,7 @@ fn break_metric(s: &mut Scenario, index: usize, breakage: Breakage) {
 fn config() -> ProptestConfig {
     let mut config = ProptestConfig::default();
     if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = 192;
+        config.cases = 128;
     }
     config
 }
@@ -894,6 +897,19 @@ proptest! {
             d.error,
             shown(&s)
         );
+    }
+
+    #[test]
+    fn the_scale_is_updated_exactly_when_the_desired_count_differs_from_the_current_one(
+        s in scenario(Range::Valid),
+    ) {
+        let d = decide(&s);
+        prop_assert_eq!(d.rescale, d.desired_replicas != s.current_replicas, "for {}", shown(&s));
+        let rescaled = d.events.iter().any(|e| e.reason == reasons::SUCCESSFUL_RESCALE);
+        prop_assert_eq!(rescaled, d.rescale, "for {}", shown(&s));
+        if d.path != Path::MetricsFailed {
+            prop_assert_eq!(d.status.desired_replicas, d.desired_replicas, "for {}", shown(&s));
+        }
     }
 
     #[test]
@@ -987,4 +1003,65 @@ fn the_generator_reaches_every_branch_the_properties_are_about() {
         missed.is_empty(),
         "the generator never reached: {missed:?} (counts: {seen:?})"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Regressions found by the properties above
+// ---------------------------------------------------------------------------------------
+
+/// Three pods whose CPU requests (each one the API server admits) add up, wrapping as
+/// Go's int64 does, to -1m, and whose usage adds up to 2^61 milli: upstream's
+/// `totalMetric * 100 / totalRequest` is then `MinInt64 / -1`, which Go evaluates to
+/// `MinInt64` (utilization `int32(...)` = 0) and Rust's `/` panics on.
+#[test]
+#[ignore = "known bug: calculator::utilization_ratio panics on i64::MIN / -1; un-ignore once fixed"]
+fn cpu_requests_that_wrap_to_minus_one_do_not_panic() {
+    let pod = |name: &str, request: &str| {
+        serde_json::json!({
+            "name": name, "labels": {"app": "web"}, "phase": "Running", "ready": true,
+            "startTime": "2024-06-01T10:00:00Z", "readyTransitionTime": "2024-06-01T10:00:00Z",
+            "containers": [{"name": "app", "resources": {"requests": {"cpu": request}}}]
+        })
+    };
+    let sample = |name: &str, cpu: &str| {
+        serde_json::json!({
+            "name": name, "timestamp": NOW, "window": "1m0s",
+            "containers": [{"name": "app", "usage": {"cpu": cpu}}]
+        })
+    };
+    let s: Scenario = serde_json::from_value(serde_json::json!({
+        "now": NOW,
+        "hpa": {"spec": {
+            "minReplicas": 1, "maxReplicas": 10,
+            "metrics": [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]
+        }},
+        "currentReplicas": 3,
+        "selector": "app=web",
+        "pods": [
+            pod("web-0", "9223372036854775807m"),
+            pod("web-1", "9223372036854775807m"),
+            pod("web-2", "1m"),
+        ],
+        "metrics": {"resource": {"pods": [
+            sample("web-0", "2305843009213693952m"),
+            sample("web-1", "0"),
+            sample("web-2", "0"),
+        ]}}
+    }))
+    .expect("the scenario loads");
+    let d = decide(&s);
+    // Go: utilization int32(MinInt64) = 0 %, so the metric proposes ceil(0 × 3) = 0.
+    let metric = &d.metrics.expect("the metric stage ran")[0];
+    assert_eq!(metric.proposal, Some(0), "{:?}", metric.error);
+}
+
+/// Go's `time.ParseDuration` accepts the most negative duration (it accumulates in a
+/// uint64 and negates at the end), so a window Go prints must read back.
+#[test]
+#[ignore = "known bug: GoDuration::parse rejects -2562047h47m16.854775808s; un-ignore once fixed"]
+fn the_most_negative_go_duration_reads_back() {
+    let text = GoDuration(i64::MIN).to_string();
+    assert_eq!(text, "-2562047h47m16.854775808s");
+    assert_eq!(GoDuration::parse(&text), Ok(GoDuration(i64::MIN)));
 }

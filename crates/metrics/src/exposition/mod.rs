@@ -1,0 +1,274 @@
+//! The Prometheus exposition formats: text format 0.0.4 and OpenMetrics 1.0, read
+//! without copying and written back.
+//!
+//! [`Parser`] walks a scrape body line by line and yields [`Entry`] values that borrow
+//! from it: names and label values are `Cow::Borrowed` unless they hold escapes, and a
+//! sample's labels stay as the raw text between the braces ([`Labels`]) until someone
+//! asks for them. Looking for one series in a 10 MB body therefore decodes only the
+//! labels of the series with that name.
+//!
+//! What is accepted follows the Prometheus server's scrape parsers (`promparse`,
+//! `openmetricsparse`) rather than the stricter client-side `expfmt`:
+//! - label values escape `\\`, `\"` and `\n`; any other escaped character is kept as
+//!   written (backslash included), as Prometheus keeps it;
+//! - `=`, `,`, `{`, `}`, `#` and UTF-8 are ordinary characters inside quotes;
+//! - values are Go floats (`NaN`, `+Inf`, `-Inf`, `1e3`, `.5`); a decimal that overflows
+//!   is an error, as `strconv.ParseFloat`'s range error is;
+//! - metric and label names may be quoted UTF-8 strings (`{"my.metric", "a.b"="c"}`,
+//!   `# TYPE "my.metric" gauge`), the Prometheus 3 syntax;
+//! - text-format timestamps are integer milliseconds; OpenMetrics timestamps are
+//!   seconds, converted to milliseconds exactly for plain decimals (Prometheus
+//!   multiplies by 1000 in floating point);
+//! - OpenMetrics exemplars (`… # {trace_id="a"} 1.0 1520879607.789`), `# UNIT`, and
+//!   the mandatory `# EOF` (a body that ends without it was cut short: an error);
+//! - blanks and tabs between tokens, a trailing comma in a label set, `\r\n` line ends
+//!   and blank lines are tolerated in both formats.
+//!
+//! Not supported: hexadecimal floats (`0x1p-2`), and native histograms (which only
+//! exist in the protobuf format).
+use std::borrow::Cow;
+use std::fmt;
+
+mod parse;
+mod write;
+
+pub use parse::Parser;
+pub use write::{escape_label_value, format_value, write_entries, write_entry};
+
+/// Which exposition format a body is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// `text/plain; version=0.0.4`, the classic Prometheus text format.
+    Text,
+    /// `application/openmetrics-text; version=1.0.0`.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The `Accept` header a scraper sends, preferring OpenMetrics as Prometheus does.
+    pub const ACCEPT: &'static str = "application/openmetrics-text;version=1.0.0,\
+        application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+    /// The format a `Content-Type` header announces; anything that is not OpenMetrics
+    /// is read as the text format (as Prometheus falls back to it).
+    pub fn from_content_type(content_type: Option<&str>) -> Self {
+        match content_type {
+            Some(ct)
+                if ct
+                    .trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/openmetrics-text") =>
+            {
+                Self::OpenMetrics
+            }
+            _ => Self::Text,
+        }
+    }
+}
+
+/// A metric family's type, from a `# TYPE` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetricType {
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    /// OpenMetrics only.
+    GaugeHistogram,
+    /// OpenMetrics only.
+    StateSet,
+    /// OpenMetrics only.
+    Info,
+    /// `untyped` in the text format, `unknown` in OpenMetrics.
+    Unknown,
+}
+
+impl MetricType {
+    /// The keyword a `# TYPE` line uses for this type in `format`.
+    pub fn as_str(self, format: Format) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram => "histogram",
+            Self::Summary => "summary",
+            Self::GaugeHistogram => "gaugehistogram",
+            Self::StateSet => "stateset",
+            Self::Info => "info",
+            Self::Unknown => match format {
+                Format::Text => "untyped",
+                Format::OpenMetrics => "unknown",
+            },
+        }
+    }
+
+    /// The type a `# TYPE` keyword names in `format`, if the format has it.
+    pub fn parse(keyword: &str, format: Format) -> Option<Self> {
+        let kind = match keyword {
+            "counter" => Self::Counter,
+            "gauge" => Self::Gauge,
+            "histogram" => Self::Histogram,
+            "summary" => Self::Summary,
+            "untyped" if format == Format::Text => Self::Unknown,
+            "unknown" if format == Format::OpenMetrics => Self::Unknown,
+            "gaugehistogram" if format == Format::OpenMetrics => Self::GaugeHistogram,
+            "stateset" if format == Format::OpenMetrics => Self::StateSet,
+            "info" if format == Format::OpenMetrics => Self::Info,
+            _ => return None,
+        };
+        Some(kind)
+    }
+}
+
+/// One line of an exposition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry<'a> {
+    /// A sample: one series' value.
+    Sample(Sample<'a>),
+    /// `# HELP name text` (text unescaped).
+    Help {
+        name: Cow<'a, str>,
+        text: Cow<'a, str>,
+    },
+    /// `# TYPE name type`.
+    Type {
+        name: Cow<'a, str>,
+        kind: MetricType,
+    },
+    /// `# UNIT name unit` (OpenMetrics).
+    Unit {
+        name: Cow<'a, str>,
+        unit: Cow<'a, str>,
+    },
+    /// Any other `#` line: the text after the `#`, as written.
+    Comment(&'a str),
+    /// `# EOF` (OpenMetrics): the end of the exposition.
+    Eof,
+}
+
+/// One sample line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample<'a> {
+    /// The series name (for a histogram bucket, `…_bucket`).
+    pub name: Cow<'a, str>,
+    pub labels: Labels<'a>,
+    /// The value; may be NaN or ±Inf.
+    pub value: f64,
+    /// Milliseconds since the Unix epoch, when the line carries a timestamp.
+    pub timestamp_ms: Option<i64>,
+    /// The OpenMetrics exemplar, if any.
+    pub exemplar: Option<Exemplar<'a>>,
+}
+
+/// An OpenMetrics exemplar (`# {trace_id="…"} value timestamp`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exemplar<'a> {
+    pub labels: Labels<'a>,
+    pub value: f64,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// A label set, kept as the validated text between the braces and decoded on demand.
+///
+/// Equality compares the decoded pairs in order, so `{a="1"}` equals `{ a = "1" , }`.
+#[derive(Clone, Copy, Default)]
+pub struct Labels<'a> {
+    raw: &'a str,
+}
+
+impl<'a> Labels<'a> {
+    /// Labels over text that [`Parser`] has validated.
+    pub(crate) fn from_validated(raw: &'a str) -> Self {
+        Self { raw }
+    }
+
+    /// The label pairs, in the order written, unescaped.
+    pub fn iter(&self) -> LabelIter<'a> {
+        LabelIter {
+            raw: self.raw,
+            pos: 0,
+        }
+    }
+
+    /// The value of label `name`, if present.
+    pub fn get(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// Whether there is no label.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    /// The number of labels.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// The raw text between the braces, as written.
+    pub fn as_raw(&self) -> &'a str {
+        self.raw
+    }
+}
+
+impl PartialEq for Labels<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl fmt::Debug for Labels<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// Iterator over the pairs of [`Labels`].
+#[derive(Debug, Clone)]
+pub struct LabelIter<'a> {
+    raw: &'a str,
+    pos: usize,
+}
+
+impl<'a> Iterator for LabelIter<'a> {
+    type Item = (Cow<'a, str>, Cow<'a, str>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (pair, next) = parse::next_label(self.raw, self.pos)?;
+        self.pos = next;
+        Some(pair)
+    }
+}
+
+/// Why a body could not be read: the first offending line, where, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct ParseError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in bytes.
+    pub column: usize,
+    pub message: String,
+}
+
+/// Parses a whole body into entries (stopping at the first error).
+///
+/// # Errors
+/// The first malformed line, as a [`ParseError`].
+pub fn parse(src: &str, format: Format) -> Result<Vec<Entry<'_>>, ParseError> {
+    Parser::new(src, format).collect()
+}
+
+/// Whether `name` is a metric name that needs no quotes (`[a-zA-Z_:][a-zA-Z0-9_:]*`).
+pub fn is_legacy_metric_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && parse::is_metric_start(b[0])
+        && b[1..].iter().all(|&c| parse::is_metric_char(c))
+}
+
+/// Whether `name` is a label name that needs no quotes (`[a-zA-Z_][a-zA-Z0-9_]*`).
+pub fn is_legacy_label_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty() && parse::is_label_start(b[0]) && b[1..].iter().all(|&c| parse::is_label_char(c))
+}

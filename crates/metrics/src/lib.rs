@@ -1,0 +1,4 @@
+//! # podscale-metrics
+#![forbid(unsafe_code)]
+
+pub mod exposition;
