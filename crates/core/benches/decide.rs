@@ -24,7 +24,7 @@ const NOW: &str = "2024-06-01T12:00:00Z";
 const PODS: usize = 100;
 /// `web-0` … `web-2`: Running but never became Ready (unready for cpu).
 const UNREADY: usize = 3;
-/// `web-3`: Pending (unready for every metric).
+/// The index of the one Pending pod (unready for every metric).
 const PENDING: usize = 3;
 /// The last four pods have no cpu or qps samples (missing).
 const MISSING: usize = 4;
@@ -78,7 +78,7 @@ fn scenario() -> Scenario {
     let cpu: Vec<Value> = (0..PODS).filter(|i| sampled(*i)).map(cpu_sample).collect();
     let qps: Vec<Value> = (0..PODS).filter(|i| sampled(*i)).map(qps_sample).collect();
     let recommendations: Vec<Value> = (0..10)
-        .map(|k| recommendation(30 * k, 100 + i32::try_from(k).expect("small")))
+        .map(|k| recommendation(30 * k, 120 + 3 * i32::try_from(k).expect("small")))
         .collect();
     let text = json!({
         "id": "bench-3-metrics-100-pods",
@@ -150,11 +150,19 @@ fn decide(c: &mut Criterion) {
         !matches!(cpu_rule, Rule::Scaled | Rule::WithinTolerance),
         "cpu takes the conservative path, took {cpu_rule:?}"
     );
+    assert!(
+        d.rescale,
+        "the decision scales, so events and scale history are written"
+    );
     let proposal = d.recommendation.expect("the metric stage proposed");
+    let n = d.normalized.as_ref().expect("normalization ran");
     eprintln!(
-        "fixture: {PODS} pods, 3 metrics, proposals {:?} → recommendation {proposal} → desired {} (cpu: {cpu_rule:?})",
+        "fixture: {PODS} pods, proposals {:?} (cpu rule {cpu_rule:?}) → recommendation {proposal} \
+         → stabilized {} → desired {} ({})",
         metrics.iter().map(|m| m.proposal).collect::<Vec<_>>(),
+        n.stabilized,
         d.desired_replicas,
+        n.scaling_limited.reason,
     );
 
     let behavior = defaults::behavior(&s.hpa, &s.controller);

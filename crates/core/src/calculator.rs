@@ -448,9 +448,9 @@ pub fn utilization_ratio(
         return Err("no metrics returned matched known pods".into());
     }
     // Truncating integer division stored as int32, exactly as upstream.
-    let utilization = (total.wrapping_mul(100) / requests_total) as i32;
+    let utilization = total.wrapping_mul(100).wrapping_div(requests_total) as i32;
     let ratio = f64::from(utilization) / f64::from(target_utilization);
-    Ok((ratio, utilization, total / n))
+    Ok((ratio, utilization, total.wrapping_div(n)))
 }
 
 /// `GetMetricUsageRatio`: (ratio, average) over every sample, superfluous ones included.
@@ -459,7 +459,7 @@ pub fn usage_ratio(samples: &PodSamples, target_usage: i64) -> (f64, i64) {
         .values()
         .fold(0i64, |acc, s| acc.wrapping_add(s.value));
     let n = samples.len().max(1) as i64;
-    let usage = total / n;
+    let usage = total.wrapping_div(n);
     (usage as f64 / target_usage as f64, usage)
 }
 

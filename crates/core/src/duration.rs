@@ -69,11 +69,9 @@ impl GoDuration {
             total = total.checked_add(value).ok_or_else(err)?;
             rest = tail;
         }
-        if total > i128::from(i64::MAX) {
-            return Err(err());
-        }
-        let total = i64::try_from(total).map_err(|_| err())?;
-        Ok(Self(if neg { -total } else { total }))
+        // Go accepts exactly 2^63 when negative (the most negative duration).
+        let signed = if neg { -total } else { total };
+        i64::try_from(signed).map(Self).map_err(|_| err())
     }
 }
 

@@ -1,0 +1,834 @@
+//! `podscale.yaml`: where each metric an HPA names comes from.
+//!
+//! ```yaml
+//! prometheus:
+//!   url: http://127.0.0.1:9090
+//!   timeout: 5s             # per attempt
+//!   method: GET             # or POST (long queries)
+//!   retries: 2              # after the first attempt, with jittered exponential backoff
+//!   retryBackoff: 200ms
+//!   podLabel: pod           # the result label that names a pod
+//!   bearerTokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token
+//!   basicAuth: { username: podscale, passwordFile: /etc/podscale/password }
+//!   tls: { caFile: /etc/podscale/ca.pem, insecureSkipVerify: false }
+//! scrape:                   # defaults for direct scrapes
+//!   timeout: 2s
+//!   concurrency: 64
+//! metrics:
+//!   - name: inference_queue_depth          # the name used in the HPA's Pods metric
+//!     type: pods
+//!     query: sum by (pod) (vllm:num_requests_waiting{namespace="{{namespace}}", pod=~"{{pods}}"})
+//!   - name: gpu_utilization_avg            # the name used in the HPA's External metric
+//!     type: external
+//!     preset: dcgm/gpu-utilization
+//!     maxAge: 1m
+//!   - name: tgi_queue                      # read straight from each pod, no Prometheus
+//!     type: pods
+//!     scrape: { port: 8080, path: /metrics, series: tgi_queue_size }
+//! resources:
+//!   source: metrics-api     # or prometheus, or local (not read by podscale metrics)
+//! ```
+//!
+//! The file is read with [`podscale_manifest`], so a shape error is reported as
+//! `file:line:col: field: message`, and [`validate`] checks the rest the same way.
+//!
+//! Semantics the engine relies on:
+//! - an empty result, or one that is NaN, is **no data**: the metric fails, and a
+//!   failing metric never lets the HPA scale down. `emptyAs: 0` opts a metric into
+//!   reading an empty result as that value instead;
+//! - `maxAge`: samples older than this are missing (a pod without a fresh sample is a
+//!   missing pod, as the engine treats pods the metrics API has no sample for);
+//! - `onError: fail` (the default) reports a source failure as the metrics API's
+//!   error, so the HPA sets `ScalingActive=False` and keeps its replicas;
+//!   `onError: emptyAs` uses the `emptyAs` value instead (which allows a scale-down on
+//!   a broken source: opt in knowingly).
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use podscale_manifest::{Diagnostic, Document};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::presets;
+use crate::template;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub prometheus: Option<PrometheusConfig>,
+    #[serde(default)]
+    pub scrape: ScrapeDefaults,
+    #[serde(default)]
+    pub metrics: Vec<MetricConfig>,
+    #[serde(default)]
+    pub resources: ResourcesConfig,
+}
+
+/// How to reach Prometheus.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrometheusConfig {
+    /// Base URL, e.g. `http://prometheus.monitoring:9090` (a path prefix is kept).
+    pub url: String,
+    /// Per attempt, connection included.
+    #[serde(
+        default = "default_prometheus_timeout",
+        deserialize_with = "duration",
+        serialize_with = "ser_duration"
+    )]
+    pub timeout: Duration,
+    #[serde(default)]
+    pub method: HttpMethod,
+    /// Further attempts after a failed one (connection errors, timeouts, 5xx, 429).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Base of the exponential backoff between attempts; each wait is jittered.
+    #[serde(
+        default = "default_backoff",
+        deserialize_with = "duration",
+        serialize_with = "ser_duration"
+    )]
+    pub retry_backoff: Duration,
+    /// The label of a per-pod result that names the pod.
+    #[serde(default = "default_pod_label")]
+    pub pod_label: String,
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// HTTP method of instant queries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    #[default]
+    Get,
+    Post,
+}
+
+/// HTTP basic authentication.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+/// TLS options for `https://` URLs.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Extra CA certificates (PEM) to trust, besides the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate: for tests only.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// Defaults of direct scrapes.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScrapeDefaults {
+    /// Per pod; a pod that has not answered by then is missing.
+    #[serde(
+        default = "default_scrape_timeout",
+        deserialize_with = "duration",
+        serialize_with = "ser_duration"
+    )]
+    pub timeout: Duration,
+    /// How many pods are scraped at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+impl Default for ScrapeDefaults {
+    fn default() -> Self {
+        Self {
+            timeout: default_scrape_timeout(),
+            concurrency: default_concurrency(),
+        }
+    }
+}
+
+/// Which HPA metric type a configured metric serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MetricKind {
+    /// A `Pods` metric: one value per pod.
+    Pods,
+    /// An `Object` metric: one value describing an object.
+    Object,
+    /// An `External` metric: a list of values.
+    External,
+}
+
+impl MetricKind {
+    /// The HPA metric source type this kind serves.
+    pub fn hpa_type(self) -> &'static str {
+        match self {
+            Self::Pods => "Pods",
+            Self::Object => "Object",
+            Self::External => "External",
+        }
+    }
+}
+
+/// What to do when the source of a metric fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnError {
+    /// Report the error: the HPA marks `ScalingActive=False` and keeps its replicas.
+    #[default]
+    Fail,
+    /// Use the metric's `emptyAs` value.
+    EmptyAs,
+}
+
+/// How several series combine into one value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Aggregate {
+    #[default]
+    Sum,
+    Avg,
+    Max,
+    Min,
+}
+
+impl Aggregate {
+    /// The PromQL aggregation operator.
+    pub fn promql(self) -> &'static str {
+        match self {
+            Self::Sum => "sum",
+            Self::Avg => "avg",
+            Self::Max => "max",
+            Self::Min => "min",
+        }
+    }
+
+    /// Combines finite values (NaN ones are skipped by the caller).
+    pub fn apply(self, values: &[f64]) -> Option<f64> {
+        if values.is_empty() {
+            return None;
+        }
+        Some(match self {
+            Self::Sum => values.iter().sum(),
+            #[allow(clippy::cast_precision_loss)] // a count of series
+            Self::Avg => values.iter().sum::<f64>() / values.len() as f64,
+            Self::Max => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            Self::Min => values.iter().copied().fold(f64::INFINITY, f64::min),
+        })
+    }
+}
+
+/// One metric an HPA may name.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetricConfig {
+    /// The metric name the HPA uses (`spec.metrics[].pods.metric.name`, …).
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: MetricKind,
+    /// PromQL, with placeholders (see [`crate::template`]).
+    #[serde(default)]
+    pub query: Option<String>,
+    /// A built-in preset (see [`crate::presets`]) instead of `query`, or supplying the
+    /// series of a `scrape`.
+    #[serde(default)]
+    pub preset: Option<String>,
+    /// Read from each pod's own endpoint instead of Prometheus.
+    #[serde(default)]
+    pub scrape: Option<ScrapeConfig>,
+    /// Overrides `prometheus.podLabel` for this metric.
+    #[serde(default)]
+    pub pod_label: Option<String>,
+    /// Samples older than this are missing.
+    #[serde(
+        default,
+        deserialize_with = "opt_duration",
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_age: Option<Duration>,
+    /// The value of an empty (or all-NaN) result; without it, an empty result is no data.
+    #[serde(default)]
+    pub empty_as: Option<f64>,
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+/// A direct scrape of each pod.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScrapeConfig {
+    /// The pod's port, unless the pod's address names one.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default = "default_path")]
+    pub path: String,
+    #[serde(default)]
+    pub scheme: Scheme,
+    /// The series to read; a preset's series (and aliases) when absent.
+    #[serde(default)]
+    pub series: Option<String>,
+    /// Only series with these labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// How a pod's matching series combine (default: the preset's, else sum).
+    #[serde(default)]
+    pub aggregate: Option<Aggregate>,
+    /// Overrides `scrape.timeout`.
+    #[serde(
+        default,
+        deserialize_with = "opt_duration",
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+}
+
+/// URL scheme of a direct scrape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    #[default]
+    Http,
+    Https,
+}
+
+/// Where CPU and memory (Resource metrics) come from.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourcesConfig {
+    #[serde(default)]
+    pub source: ResourceSource,
+    /// Prometheus source: per-pod, per-container CPU cores.
+    #[serde(default)]
+    pub cpu_query: Option<String>,
+    /// Prometheus source: per-pod, per-container memory bytes.
+    #[serde(default)]
+    pub memory_query: Option<String>,
+    /// The rate window of the CPU query (`{{window}}`), reported as the sample window.
+    #[serde(
+        default,
+        deserialize_with = "opt_duration",
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub window: Option<Duration>,
+}
+
+/// The source of Resource metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceSource {
+    /// `metrics.k8s.io` (Metrics Server).
+    #[default]
+    MetricsApi,
+    /// cAdvisor series in Prometheus.
+    Prometheus,
+    /// Supplied by the local runtime; `podscale metrics` reads none.
+    Local,
+}
+
+/// The default CPU query of `resources.source: prometheus` (cores per container).
+pub const DEFAULT_CPU_QUERY: &str = r#"sum by (pod, container) (rate(container_cpu_usage_seconds_total{namespace="{{namespace}}", pod=~"{{pods}}", container!="", container!="POD"}[{{window}}]))"#;
+/// The default memory query of `resources.source: prometheus` (bytes per container).
+pub const DEFAULT_MEMORY_QUERY: &str = r#"sum by (pod, container) (container_memory_working_set_bytes{namespace="{{namespace}}", pod=~"{{pods}}", container!="", container!="POD"})"#;
+
+fn default_prometheus_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_scrape_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_retries() -> u32 {
+    2
+}
+fn default_backoff() -> Duration {
+    Duration::from_millis(200)
+}
+fn default_concurrency() -> usize {
+    64
+}
+fn default_pod_label() -> String {
+    "pod".into()
+}
+fn default_path() -> String {
+    "/metrics".into()
+}
+
+/// Parses a Go duration string (`5s`, `1m30s`, `250ms`) that must be positive.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = podscale_core::duration::GoDuration::parse(s)?;
+    let nanos = u64::try_from(d.as_nanos()).map_err(|_| format!("duration {s:?} is negative"))?;
+    if nanos == 0 {
+        return Err(format!("duration {s:?} must be greater than 0"));
+    }
+    Ok(Duration::from_nanos(nanos))
+}
+
+/// A duration written the way [`parse_duration`] reads it (`1.5s`, `30s`, `250ms`).
+pub fn format_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d.as_nanos() % 1_000_000 == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}ns", d.as_nanos())
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|s| parse_duration(&s).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
+}
+
+#[allow(clippy::ref_option)] // serde's signature
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&format_duration(*d)),
+        None => s.serialize_none(),
+    }
+}
+
+/// Why a config file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Manifest(#[from] podscale_manifest::ManifestError),
+    #[error("{file}: no document found")]
+    Empty { file: String },
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Diagnostic>),
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    ///
+    /// # Errors
+    /// The file cannot be read or parsed, does not have the config's shape, or fails
+    /// [`validate`]; every message carries `file:line:col`.
+    pub fn load(path: &str) -> Result<Self, ConfigError> {
+        let source = std::fs::read_to_string(path).map_err(|source| {
+            podscale_manifest::ManifestError::Read {
+                file: path.to_owned(),
+                source,
+            }
+        })?;
+        Self::from_source(&source, path)
+    }
+
+    /// Parses and validates config text; `file` names it in messages.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_source(source: &str, file: &str) -> Result<Self, ConfigError> {
+        let docs = podscale_manifest::parse_documents(source, file)?;
+        let Some(doc) = docs.first() else {
+            return Err(ConfigError::Empty {
+                file: file.to_owned(),
+            });
+        };
+        let config: Config = podscale_manifest::deserialize(doc, file)?;
+        let problems = validate(&config, doc, file);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// The configured metric an HPA metric of `kind` called `name` reads.
+    pub fn metric(&self, kind: MetricKind, name: &str) -> Option<&MetricConfig> {
+        self.metrics
+            .iter()
+            .find(|m| m.kind == kind && m.name == name)
+    }
+}
+
+/// Where a metric's values come from, once validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Prometheus,
+    Scrape,
+}
+
+impl MetricConfig {
+    /// Where this metric is read from.
+    pub fn source(&self) -> SourceKind {
+        if self.scrape.is_some() {
+            SourceKind::Scrape
+        } else {
+            SourceKind::Prometheus
+        }
+    }
+
+    /// The preset this metric uses, if any (and known).
+    pub fn preset(&self) -> Option<&'static presets::Preset> {
+        self.preset.as_deref().and_then(presets::find)
+    }
+
+    /// The query template this metric runs on Prometheus.
+    pub fn query_template(&self, default_pod_label: &str) -> Option<String> {
+        if let Some(q) = &self.query {
+            return Some(q.clone());
+        }
+        let pod_label = self.pod_label.as_deref().unwrap_or(default_pod_label);
+        self.preset()
+            .map(|p| p.query(self.kind, pod_label, self.max_age.is_some()))
+    }
+}
+
+/// Checks what the types cannot: one source per metric, known presets and
+/// placeholders, unique names, consistent auth options. Every finding is positioned.
+pub fn validate(config: &Config, doc: &Document, file: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut report = |path: &str, message: String| {
+        let pos = doc.positions.locate(path);
+        out.push(Diagnostic {
+            file: file.to_owned(),
+            line: pos.line,
+            column: pos.column,
+            field: path.to_owned(),
+            message,
+        });
+    };
+    if let Some(p) = &config.prometheus {
+        match reqwest_free_url_check(&p.url) {
+            Ok(()) => {}
+            Err(msg) => report(
+                "prometheus.url",
+                format!("Invalid value: {:?}: {msg}", p.url),
+            ),
+        }
+        if !crate::exposition::is_legacy_label_name(&p.pod_label) {
+            report(
+                "prometheus.podLabel",
+                format!(
+                    "Invalid value: {:?}: not a Prometheus label name",
+                    p.pod_label
+                ),
+            );
+        }
+        if let Some(auth) = &p.basic_auth {
+            match (&auth.password, &auth.password_file) {
+                (Some(_), Some(_)) => report(
+                    "prometheus.basicAuth",
+                    "Forbidden: set password or passwordFile, not both".into(),
+                ),
+                (None, None) => report(
+                    "prometheus.basicAuth",
+                    "Required value: password or passwordFile".into(),
+                ),
+                _ => {}
+            }
+            if p.bearer_token_file.is_some() {
+                report(
+                    "prometheus.bearerTokenFile",
+                    "Forbidden: set bearerTokenFile or basicAuth, not both".into(),
+                );
+            }
+        }
+    }
+    if config.scrape.concurrency == 0 {
+        report(
+            "scrape.concurrency",
+            "Invalid value: 0: must be greater than 0".into(),
+        );
+    }
+    let mut seen: BTreeSet<(MetricKind, &str)> = BTreeSet::new();
+    for (i, m) in config.metrics.iter().enumerate() {
+        let at = |field: &str| format!("metrics[{i}].{field}");
+        if m.name.is_empty() {
+            report(&at("name"), "Required value".into());
+        }
+        if !seen.insert((m.kind, m.name.as_str())) {
+            report(
+                &at("name"),
+                format!(
+                    "Duplicate value: {:?}: another {} metric has this name",
+                    m.name,
+                    m.kind.hpa_type()
+                ),
+            );
+        }
+        if let Some(name) = &m.preset
+            && presets::find(name).is_none()
+        {
+            let known: Vec<String> = presets::PRESETS
+                .iter()
+                .map(|p| format!("{:?}", p.name))
+                .collect();
+            report(
+                &at("preset"),
+                format!(
+                    "Unsupported value: {name:?}: supported values: {}",
+                    known.join(", ")
+                ),
+            );
+        }
+        match (&m.query, &m.preset, &m.scrape) {
+            (Some(_), Some(_), _) => report(
+                &at("preset"),
+                "Forbidden: set query or preset, not both".into(),
+            ),
+            (Some(_), _, Some(_)) => report(
+                &at("scrape"),
+                "Forbidden: a metric is read by query (Prometheus) or by scrape, not both".into(),
+            ),
+            (None, None, None) => report(
+                &format!("metrics[{i}]"),
+                "Required value: one of query, preset or scrape".into(),
+            ),
+            _ => {}
+        }
+        if let Some(q) = &m.query {
+            if let Err(e) = template::check(q) {
+                report(&at("query"), format!("Invalid value: {e}"));
+            }
+            let uses_max_age = template::placeholders(q).contains(&"maxAge");
+            if m.max_age.is_some() && !uses_max_age {
+                report(
+                    &at("maxAge"),
+                    "Forbidden: a PromQL result carries the evaluation time, not its samples' \
+                     times; with maxAge, read the series through {{maxAge}}, e.g. \
+                     last_over_time(series[{{maxAge}}])"
+                        .into(),
+                );
+            }
+            if uses_max_age && m.max_age.is_none() {
+                report(
+                    &at("query"),
+                    "Invalid value: the query uses {{maxAge}} but the metric sets no maxAge".into(),
+                );
+            }
+        }
+        if m.source() == SourceKind::Prometheus
+            && (m.query.is_some() || m.preset.is_some())
+            && config.prometheus.is_none()
+        {
+            report(
+                &at("query"),
+                "Required value: a query needs the top-level `prometheus:` section".into(),
+            );
+        }
+        if let Some(s) = &m.scrape {
+            if m.kind != MetricKind::Pods {
+                report(
+                    &at("scrape"),
+                    format!(
+                        "Forbidden: only pods metrics can be scraped from pods, not {}",
+                        m.kind.hpa_type()
+                    ),
+                );
+            }
+            if s.series.is_none() && m.preset.is_none() {
+                report(
+                    &at("scrape.series"),
+                    "Required value: the series to read (or a preset)".into(),
+                );
+            }
+            if m.preset().is_some_and(|p| p.rate) {
+                report(
+                    &at("preset"),
+                    "Forbidden: this preset reads a rate, which needs Prometheus".into(),
+                );
+            }
+            if !s.path.starts_with('/') {
+                report(
+                    &at("scrape.path"),
+                    format!("Invalid value: {:?}: must start with '/'", s.path),
+                );
+            }
+        }
+        if let Some(v) = m.empty_as
+            && !v.is_finite()
+        {
+            report(
+                &at("emptyAs"),
+                format!("Invalid value: {v}: must be a finite number"),
+            );
+        }
+        if m.on_error == OnError::EmptyAs && m.empty_as.is_none() {
+            report(
+                &at("onError"),
+                "Invalid value: \"emptyAs\": the metric sets no emptyAs value".into(),
+            );
+        }
+        if let Some(l) = &m.pod_label
+            && !crate::exposition::is_legacy_label_name(l)
+        {
+            report(
+                &at("podLabel"),
+                format!("Invalid value: {l:?}: not a Prometheus label name"),
+            );
+        }
+    }
+    let r = &config.resources;
+    if r.source == ResourceSource::Prometheus && config.prometheus.is_none() {
+        report(
+            "resources.source",
+            "Invalid value: \"prometheus\": needs the top-level `prometheus:` section".into(),
+        );
+    }
+    for (field, q) in [("cpuQuery", &r.cpu_query), ("memoryQuery", &r.memory_query)] {
+        if let Some(q) = q {
+            if r.source != ResourceSource::Prometheus {
+                report(
+                    &format!("resources.{field}"),
+                    "Forbidden: only used with source: prometheus".into(),
+                );
+            }
+            if let Err(e) = template::check(q) {
+                report(&format!("resources.{field}"), format!("Invalid value: {e}"));
+            }
+        }
+    }
+    out
+}
+
+/// A light check of a base URL, so a typo is reported with its position before any
+/// request is made.
+fn reqwest_free_url_check(url: &str) -> Result<(), &'static str> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or("must start with http:// or https://")?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() {
+        return Err("has no host");
+    }
+    if url.contains(['?', '#']) {
+        return Err("must not have a query or fragment");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(src: &str) -> String {
+        match Config::from_source(src, "podscale.yaml") {
+            Ok(c) => panic!("accepted: {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_issue_example_loads() {
+        let src = r#"
+prometheus:
+  url: http://127.0.0.1:9090
+  timeout: 5s
+metrics:
+  - name: inference_queue_depth
+    type: pods
+    query: sum by (pod) (vllm:num_requests_waiting{namespace="{{namespace}}", pod=~"{{pods}}"})
+  - name: gpu_utilization_avg
+    type: external
+    query: avg(DCGM_FI_DEV_GPU_UTIL{ {{selector}} })
+  - name: tgi_queue
+    type: pods
+    scrape: { port: 8080, path: /metrics, series: tgi_queue_size }
+resources:
+  source: metrics-api
+"#;
+        let c = Config::from_source(src, "podscale.yaml").expect("valid");
+        assert_eq!(c.metrics.len(), 3);
+        assert_eq!(
+            c.prometheus.as_ref().map(|p| p.timeout),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(c.metrics[2].source(), SourceKind::Scrape);
+        assert_eq!(
+            c.metric(MetricKind::External, "gpu_utilization_avg")
+                .map(|m| m.kind),
+            Some(MetricKind::External)
+        );
+    }
+
+    #[test]
+    fn shape_errors_carry_positions() {
+        assert_eq!(
+            errors("prometheus:\n  url: http://x\n  timeout: 5 seconds\n"),
+            "podscale.yaml:3:12: prometheus.timeout: time: unknown unit \" seconds\" in duration \"5 seconds\""
+        );
+        assert_eq!(
+            errors("metrics:\n  - name: q\n    type: Pods\n    query: x\n"),
+            "podscale.yaml:3:11: metrics[0].type: unknown variant `Pods`, expected one of `pods`, `object`, `external`"
+        );
+    }
+
+    #[test]
+    fn validation_errors_carry_positions() {
+        let src = "\
+prometheus:
+  url: 127.0.0.1:9090
+metrics:
+  - name: q
+    type: pods
+    query: x{pod=~\"{{podz}}\"}
+  - name: q
+    type: pods
+    preset: vllm/queue
+  - name: e
+    type: external
+    scrape: {series: x}
+    maxAge: 30s
+    onError: emptyAs
+  - name: obj
+    type: object
+";
+        assert_eq!(
+            errors(src),
+            "podscale.yaml:2:8: prometheus.url: Invalid value: \"127.0.0.1:9090\": must start with http:// or https://\n\
+             podscale.yaml:6:12: metrics[0].query: Invalid value: unknown placeholder {{podz}}; known: {{namespace}}, {{pods}}, {{selector}}, {{name}}, {{maxAge}}, {{window}}, {{objectKind}}, {{objectName}}\n\
+             podscale.yaml:7:11: metrics[1].name: Duplicate value: \"q\": another Pods metric has this name\n\
+             podscale.yaml:9:13: metrics[1].preset: Unsupported value: \"vllm/queue\": supported values: \"vllm/requests-waiting\", \"vllm/requests-running\", \"vllm/kv-cache-usage\", \"sglang/requests-waiting\", \"sglang/requests-running\", \"sglang/token-usage\", \"tgi/queue-size\", \"tgi/batch-size\", \"triton/pending-requests\", \"triton/request-rate\", \"dcgm/gpu-utilization\", \"dcgm/memory-copy-utilization\", \"dcgm/framebuffer-used\"\n\
+             podscale.yaml:12:5: metrics[2].scrape: Forbidden: only pods metrics can be scraped from pods, not External\n\
+             podscale.yaml:14:14: metrics[2].onError: Invalid value: \"emptyAs\": the metric sets no emptyAs value\n\
+             podscale.yaml:15:5: metrics[3]: Required value: one of query, preset or scrape"
+        );
+    }
+
+    #[test]
+    fn max_age_on_a_query_must_be_used_by_it() {
+        let src = "prometheus: {url: http://p:9090}\nmetrics:\n  - name: q\n    type: pods\n    query: x\n    maxAge: 30s\n";
+        assert!(errors(src).starts_with("podscale.yaml:6:13: metrics[0].maxAge: Forbidden"));
+        let ok = "prometheus: {url: http://p:9090}\nmetrics:\n  - name: q\n    type: pods\n    query: last_over_time(x[{{maxAge}}])\n    maxAge: 30s\n";
+        assert!(Config::from_source(ok, "f").is_ok());
+    }
+
+    #[test]
+    fn durations_round_trip_through_their_text() {
+        for s in ["5s", "250ms", "90s", "1500ms"] {
+            let d = parse_duration(s).expect("parses");
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}

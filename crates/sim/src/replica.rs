@@ -1,0 +1,486 @@
+//! One inference replica: a continuous-batching LLM server (vLLM / TGI style).
+//!
+//! ## The model
+//! - Requests wait in the replica's FIFO queue until they are **admitted**: a batch slot
+//!   is free (`maxBatch`) and their prompt plus output fit in the KV cache beside the
+//!   admitted ones. A request waiting longer than the queue timeout is dropped.
+//! - Admitted requests are **prefilled** one at a time at `prefillTokensPerSecond`; the
+//!   prefill yields the first token (TTFT). Decoding pauses while a prompt is prefilled.
+//! - Then every decoding request gains one token per **decode step**, whose duration
+//!   depends on the batch size. All decoding requests advance together, so the replica
+//!   keeps one clock `v` = tokens generated per sequence since the batch was last empty,
+//!   advancing at `1 / step(n)` per second; a request needing `k` more tokens finishes
+//!   when `v` reaches `v_start + k`. Each request thus costs O(log n) work, not one
+//!   event per token.
+//!
+//! Alone on a replica, a request of `i` prompt and `o` output tokens takes
+//! `i / prefill + (o - 1) × step(1)`: its service time.
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, VecDeque};
+
+use crate::model::Model;
+use crate::stats::Recorder;
+
+/// Tolerance (tokens) when comparing the decode clock to a finish point.
+const EPS_TOKENS: f64 = 1e-7;
+
+/// The server parameters shared by all replicas, in the form the hot loop wants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerParams {
+    pub max_batch: usize,
+    /// Seconds per prompt token.
+    pub prefill_seconds_per_token: f64,
+    /// `step[n]`: decode step time with `n` sequences (index 0 unused).
+    pub step: Vec<f64>,
+    pub kv_capacity: u64,
+    pub queue_timeout: f64,
+}
+
+impl ServerParams {
+    pub fn from_model(model: &Model) -> Self {
+        let s = &model.server;
+        let max_batch = s.max_batch as usize;
+        let points: Vec<(f64, f64)> = s
+            .decode_step
+            .iter()
+            .map(|(&b, t)| (f64::from(b), t.0))
+            .collect();
+        let step = (0..=max_batch)
+            .map(|n| interpolate(&points, n.max(1) as f64))
+            .collect();
+        Self {
+            max_batch,
+            prefill_seconds_per_token: 1.0 / s.prefill_tokens_per_second,
+            step,
+            kv_capacity: s.kv_cache_tokens,
+            queue_timeout: model.service.queue_timeout.0,
+        }
+    }
+
+    /// The time a request takes alone on an idle replica.
+    pub fn service_time(&self, input: u32, output: u32) -> (f64, f64) {
+        let ttft = f64::from(input) * self.prefill_seconds_per_token;
+        let e2e = ttft + f64::from(output.saturating_sub(1)) * self.step[1];
+        (ttft, e2e)
+    }
+
+    /// Whether a request can ever be admitted.
+    pub fn fits(&self, input: u32, output: u32) -> bool {
+        u64::from(input) + u64::from(output) <= self.kv_capacity
+    }
+}
+
+/// Piecewise-linear through sorted points, flat outside them.
+fn interpolate(points: &[(f64, f64)], x: f64) -> f64 {
+    let first = points[0];
+    let last = points[points.len() - 1];
+    if x <= first.0 {
+        return first.1;
+    }
+    if x >= last.0 {
+        return last.1;
+    }
+    for w in points.windows(2) {
+        let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+        if x <= x1 {
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0);
+        }
+    }
+    last.1
+}
+
+/// A request waiting or prefilling.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Queued {
+    pub arrival: f64,
+    pub input: u32,
+    pub output: u32,
+}
+
+/// A decoding request; ordered so that `BinaryHeap` pops the earliest finish first.
+#[derive(Debug, Clone, Copy)]
+struct Decoding {
+    finish_v: f64,
+    v_start: f64,
+    arrival: f64,
+    ttft: f64,
+    input: u32,
+    output: u32,
+}
+
+impl PartialEq for Decoding {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Decoding {}
+impl PartialOrd for Decoding {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Decoding {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .finish_v
+            .total_cmp(&self.finish_v)
+            .then_with(|| other.arrival.total_cmp(&self.arrival))
+    }
+}
+
+/// Cumulative counters of a replica (what Prometheus scrapes).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Counters {
+    pub requests: f64,
+    pub completed: f64,
+    pub prompt_tokens: f64,
+    pub generation_tokens: f64,
+    pub gpu_busy_seconds: f64,
+}
+
+/// One replica's server state.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    waiting: VecDeque<Queued>,
+    /// Admitted, awaiting or doing prefill; the front is being prefilled.
+    prefill: VecDeque<Queued>,
+    prefill_end: f64,
+    decode: BinaryHeap<Decoding>,
+    /// Tokens generated per decoding sequence since the batch was last empty.
+    v: f64,
+    /// When `v` and `busy` were last brought up to date.
+    last: f64,
+    /// Σ v_start and Σ input over decoding requests (for token counts in O(1)).
+    sum_v_start: f64,
+    sum_input_decoding: f64,
+    kv_reserved: u64,
+    busy: f64,
+    requests: u64,
+    completed: u64,
+    prompt_tokens: u64,
+    generated_done: u64,
+}
+
+impl Replica {
+    pub fn new(now: f64) -> Self {
+        Self {
+            waiting: VecDeque::new(),
+            prefill: VecDeque::new(),
+            prefill_end: f64::INFINITY,
+            decode: BinaryHeap::new(),
+            v: 0.0,
+            last: now,
+            sum_v_start: 0.0,
+            sum_input_decoding: 0.0,
+            kv_reserved: 0,
+            busy: 0.0,
+            requests: 0,
+            completed: 0,
+            prompt_tokens: 0,
+            generated_done: 0,
+        }
+    }
+
+    /// Brings the decode clock and busy time up to `now`.
+    #[inline]
+    pub fn advance(&mut self, now: f64, p: &ServerParams) {
+        let dt = now - self.last;
+        if dt <= 0.0 {
+            return;
+        }
+        if !self.prefill.is_empty() {
+            self.busy += dt;
+        } else if !self.decode.is_empty() {
+            self.busy += dt;
+            self.v += dt / p.step[self.decode.len()];
+        }
+        self.last = now;
+    }
+
+    /// When this replica next has something to do (∞ when idle).
+    #[inline]
+    pub fn next_event(&self, p: &ServerParams) -> f64 {
+        if !self.prefill.is_empty() {
+            self.prefill_end
+        } else if let Some(top) = self.decode.peek() {
+            self.last + (top.finish_v - self.v).max(0.0) * p.step[self.decode.len()]
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// A request routed here.
+    #[inline]
+    pub fn arrive(&mut self, req: Queued, now: f64, p: &ServerParams, rec: &mut Recorder) {
+        self.advance(now, p);
+        self.requests += 1;
+        self.waiting.push_back(req);
+        rec.enqueued(1);
+        self.admit(now, p, rec);
+    }
+
+    /// Handles what is due at `now` (a prefill or decode completion), then admits.
+    pub fn on_event(&mut self, now: f64, p: &ServerParams, rec: &mut Recorder) {
+        self.advance(now, p);
+        if let Some(&head) = self.prefill.front() {
+            if self.prefill_end <= now + 1e-9 {
+                self.prefill.pop_front();
+                let ttft = now - head.arrival;
+                self.prompt_tokens += u64::from(head.input);
+                if head.output <= 1 {
+                    self.finish(head.input, head.output, head.arrival, ttft, now, rec);
+                } else {
+                    self.decode.push(Decoding {
+                        finish_v: self.v + f64::from(head.output - 1),
+                        v_start: self.v,
+                        arrival: head.arrival,
+                        ttft,
+                        input: head.input,
+                        output: head.output,
+                    });
+                    self.sum_v_start += self.v;
+                    self.sum_input_decoding += f64::from(head.input);
+                }
+                self.prefill_end = match self.prefill.front() {
+                    Some(next) => now + f64::from(next.input) * p.prefill_seconds_per_token,
+                    None => f64::INFINITY,
+                };
+            }
+        } else if let Some(top) = self.decode.peek() {
+            let due = self.last + (top.finish_v - self.v) * p.step[self.decode.len()];
+            if due <= now + 1e-9 && top.finish_v > self.v {
+                // The event was scheduled for this finish: absorb rounding in `v`.
+                self.v = top.finish_v;
+            }
+            while let Some(top) = self.decode.peek() {
+                if top.finish_v > self.v + EPS_TOKENS {
+                    break;
+                }
+                let d = *top;
+                self.decode.pop();
+                self.sum_v_start -= d.v_start;
+                self.sum_input_decoding -= f64::from(d.input);
+                self.finish(d.input, d.output, d.arrival, d.ttft, now, rec);
+            }
+            if self.decode.is_empty() {
+                // Restart the clock so it never grows large enough to lose precision.
+                self.v = 0.0;
+                self.sum_v_start = 0.0;
+                self.sum_input_decoding = 0.0;
+            }
+        }
+        self.admit(now, p, rec);
+    }
+
+    fn finish(
+        &mut self,
+        input: u32,
+        output: u32,
+        arrival: f64,
+        ttft: f64,
+        now: f64,
+        rec: &mut Recorder,
+    ) {
+        self.kv_reserved -= u64::from(input) + u64::from(output);
+        self.completed += 1;
+        self.generated_done += u64::from(output);
+        rec.complete(now - arrival, ttft);
+    }
+
+    /// Admits waiting requests in order while a batch slot and KV room are free; drops
+    /// those that waited past the timeout.
+    fn admit(&mut self, now: f64, p: &ServerParams, rec: &mut Recorder) {
+        while let Some(&head) = self.waiting.front() {
+            if head.arrival + p.queue_timeout < now {
+                self.waiting.pop_front();
+                rec.dequeued(1);
+                rec.timed_out(1);
+                continue;
+            }
+            let need = u64::from(head.input) + u64::from(head.output);
+            if self.prefill.len() + self.decode.len() >= p.max_batch
+                || self.kv_reserved + need > p.kv_capacity
+            {
+                break;
+            }
+            self.waiting.pop_front();
+            rec.dequeued(1);
+            self.kv_reserved += need;
+            if self.prefill.is_empty() {
+                self.prefill_end = now + f64::from(head.input) * p.prefill_seconds_per_token;
+            }
+            self.prefill.push_back(head);
+        }
+    }
+
+    /// Drops queued requests that waited past the timeout (so gauges do not count them).
+    pub fn purge_expired(&mut self, now: f64, p: &ServerParams, rec: &mut Recorder) {
+        while let Some(head) = self.waiting.front() {
+            if head.arrival + p.queue_timeout >= now {
+                break;
+            }
+            self.waiting.pop_front();
+            rec.dequeued(1);
+            rec.timed_out(1);
+        }
+    }
+
+    /// Kills everything the replica holds (end of the termination grace period).
+    pub fn abort_all(&mut self, rec: &mut Recorder) {
+        let queued = self.waiting.len() as u64;
+        rec.dequeued(queued);
+        rec.aborted(queued + (self.prefill.len() + self.decode.len()) as u64);
+        self.waiting.clear();
+        self.prefill.clear();
+        self.decode.clear();
+        self.prefill_end = f64::INFINITY;
+        self.kv_reserved = 0;
+        self.v = 0.0;
+        self.sum_v_start = 0.0;
+        self.sum_input_decoding = 0.0;
+    }
+
+    /// Requests waiting plus running: what least-outstanding routing compares.
+    #[inline]
+    pub fn outstanding(&self) -> usize {
+        self.waiting.len() + self.prefill.len() + self.decode.len()
+    }
+
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub fn running(&self) -> usize {
+        self.prefill.len() + self.decode.len()
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.outstanding() == 0
+    }
+
+    /// Tokens generated by the decoding requests so far (first tokens included).
+    fn generated_in_flight(&self) -> f64 {
+        let n = self.decode.len() as f64;
+        (n + n * self.v - self.sum_v_start).max(0.0)
+    }
+
+    /// KV-cache tokens in use over capacity (call after [`Replica::advance`]).
+    pub fn kv_usage(&self, p: &ServerParams) -> f64 {
+        let prefilling = self.prefill.front().map_or(0.0, |q| f64::from(q.input));
+        let used = self.sum_input_decoding + self.generated_in_flight() + prefilling;
+        (used / p.kv_capacity as f64).clamp(0.0, 1.0)
+    }
+
+    /// The counters (call after [`Replica::advance`]).
+    pub fn counters(&self) -> Counters {
+        Counters {
+            requests: self.requests as f64,
+            completed: self.completed as f64,
+            prompt_tokens: self.prompt_tokens as f64,
+            generation_tokens: self.generated_done as f64 + self.generated_in_flight(),
+            gpu_busy_seconds: self.busy,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Slo;
+
+    fn params() -> ServerParams {
+        ServerParams {
+            max_batch: 4,
+            prefill_seconds_per_token: 0.001,
+            step: vec![0.01, 0.01, 0.012, 0.014, 0.016],
+            kv_capacity: 1000,
+            queue_timeout: 10.0,
+        }
+    }
+
+    fn run_until_idle(r: &mut Replica, p: &ServerParams, rec: &mut Recorder) -> f64 {
+        let mut now = 0.0;
+        loop {
+            let t = r.next_event(p);
+            if !t.is_finite() {
+                return now;
+            }
+            now = t;
+            r.on_event(now, p, rec);
+        }
+    }
+
+    #[test]
+    fn a_lone_request_takes_its_service_time() {
+        let p = params();
+        let mut rec = Recorder::new(Slo::default());
+        let mut r = Replica::new(0.0);
+        r.arrive(Queued { arrival: 0.0, input: 100, output: 11 }, 0.0, &p, &mut rec);
+        let end = run_until_idle(&mut r, &p, &mut rec);
+        let (ttft, e2e) = p.service_time(100, 11);
+        assert!((end - e2e).abs() < 1e-9, "{end} vs {e2e}");
+        assert!((e2e - (0.1 + 10.0 * 0.01)).abs() < 1e-12);
+        assert!((rec.ttft.mean() - ttft).abs() < 1e-5);
+        assert_eq!(rec.completed, 1);
+        assert_eq!(r.counters().generation_tokens, 11.0);
+        assert_eq!(r.counters().prompt_tokens, 100.0);
+        assert!((r.counters().gpu_busy_seconds - e2e).abs() < 1e-9);
+    }
+
+    #[test]
+    fn decoding_sequences_share_steps_and_slow_each_other() {
+        let p = params();
+        let mut rec = Recorder::new(Slo::default());
+        let mut r = Replica::new(0.0);
+        for _ in 0..2 {
+            r.arrive(Queued { arrival: 0.0, input: 10, output: 101 }, 0.0, &p, &mut rec);
+        }
+        let end = run_until_idle(&mut r, &p, &mut rec);
+        // Prefills of 10 ms run back to back (decoding pauses meanwhile), then both
+        // sequences decode their 100 remaining tokens together, at 12 ms a step.
+        let want = 0.02 + 100.0 * 0.012;
+        assert!((end - want).abs() < 1e-9, "{end} vs {want}");
+        assert_eq!(rec.completed, 2);
+    }
+
+    #[test]
+    fn admission_blocks_on_batch_slots_and_kv_room() {
+        let p = params();
+        let mut rec = Recorder::new(Slo::default());
+        let mut r = Replica::new(0.0);
+        // Each needs 400 tokens of KV: only two fit in 1000.
+        for _ in 0..3 {
+            r.arrive(Queued { arrival: 0.0, input: 200, output: 200 }, 0.0, &p, &mut rec);
+        }
+        assert_eq!(r.running(), 2);
+        assert_eq!(r.waiting(), 1);
+        run_until_idle(&mut r, &p, &mut rec);
+        assert_eq!(rec.completed, 3);
+        assert_eq!(r.kv_reserved, 0);
+    }
+
+    #[test]
+    fn requests_waiting_past_the_timeout_are_dropped() {
+        let mut p = params();
+        p.queue_timeout = 1.0;
+        let mut rec = Recorder::new(Slo::default());
+        let mut r = Replica::new(0.0);
+        // Two long requests fill the KV cache for ~6 s; the third waits and times out.
+        for _ in 0..2 {
+            r.arrive(Queued { arrival: 0.0, input: 10, output: 490 }, 0.0, &p, &mut rec);
+        }
+        r.arrive(Queued { arrival: 0.0, input: 10, output: 10 }, 0.0, &p, &mut rec);
+        run_until_idle(&mut r, &p, &mut rec);
+        assert_eq!(rec.completed, 2);
+        assert_eq!(rec.timed_out, 1);
+        assert_eq!(rec.queued, 0);
+    }
+
+    #[test]
+    fn step_times_interpolate_between_points_and_stay_flat_beyond() {
+        let pts = [(1.0, 0.03), (16.0, 0.034), (64.0, 0.048)];
+        assert_eq!(interpolate(&pts, 1.0), 0.03);
+        assert!((interpolate(&pts, 8.5) - 0.032).abs() < 1e-12);
+        assert_eq!(interpolate(&pts, 200.0), 0.048);
+    }
+}
