@@ -11,6 +11,9 @@ use jiff::{SignedDuration, Timestamp};
 use crate::defaults::Tolerances;
 use crate::observed::Pod;
 
+/// Measures samples: the usage ratio plus what the status reports.
+type Measure<'a, M> = dyn FnMut(&PodSamples) -> Result<(f64, M), String> + 'a;
+
 /// One pod's sample (`metricsclient.PodMetric`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
@@ -187,8 +190,86 @@ impl ReplicaCalculator<'_> {
         target_utilization: i32,
         resource: &str,
         container: &str,
-        mut samples: PodSamples,
+        samples: PodSamples,
     ) -> Result<ResourceProposal, String> {
+        // Requests are computed only once samples are known to remain, so a pod without
+        // metrics reports "did not receive metrics" before "missing request", as upstream.
+        let mut requests: Option<BTreeMap<String, i64>> = None;
+        let mut measure = |samples: &PodSamples| -> Result<(f64, (i32, i64)), String> {
+            let requests = match &requests {
+                Some(r) => r,
+                None => requests.insert(self.requests(resource, container)?),
+            };
+            let (ratio, utilization, raw) =
+                utilization_ratio(samples, requests, target_utilization)?;
+            Ok((ratio, (utilization, raw)))
+        };
+        // kube-controller-manager assumes a missing pod runs at 100 % of its request on a
+        // scale-down (or at the target, if the target is above 100 %), and at 0 on a
+        // scale-up; at a ratio of exactly 1 nothing is filled in.
+        let fallback = i64::from(target_utilization.max(100));
+        let request_of = |name: &str| {
+            self.pods
+                .iter()
+                .find(|p| p.name == name)
+                .map(|p| pod_request(p, resource, container))
+        };
+        let fill = |name: &str, ratio: f64| -> i64 {
+            if ratio < 1.0 {
+                let request = request_of(name).and_then(Result::ok).unwrap_or(0);
+                request.wrapping_mul(fallback) / 100
+            } else {
+                0
+            }
+        };
+        let (replicas, (utilization, raw_average), detail) =
+            self.propose(current_replicas, resource, samples, &mut measure, fill)?;
+        Ok(ResourceProposal {
+            replicas,
+            utilization,
+            raw_average,
+            detail,
+        })
+    }
+
+    /// `calcPlainMetricReplicas`: an average-value target over pods (Pods metrics and
+    /// Resource `AverageValue` targets). `resource` is the resource name or "".
+    pub fn plain(
+        &self,
+        current_replicas: i32,
+        target_usage: i64,
+        resource: &str,
+        samples: PodSamples,
+    ) -> Result<PlainProposal, String> {
+        let mut measure = |samples: &PodSamples| -> Result<(f64, i64), String> {
+            Ok(usage_ratio(samples, target_usage))
+        };
+        // Missing pods count as exactly the target on a scale-down and 0 on a scale-up;
+        // at a ratio of exactly 1 nothing is filled in (upstream
+        // `TestPlainMetricReplicaCalcMissingMetricsNoChangeEq`).
+        let fill = |_: &str, ratio: f64| if ratio < 1.0 { target_usage } else { 0 };
+        let (replicas, usage, detail) =
+            self.propose(current_replicas, resource, samples, &mut measure, fill)?;
+        Ok(PlainProposal {
+            replicas,
+            usage,
+            detail,
+        })
+    }
+
+    /// The shape shared by `GetResourceReplicas` and `calcPlainMetricReplicas`: classify
+    /// pods, drop ignored and unready samples, take the fast path when nothing is
+    /// missing or unready, otherwise fill in assumed samples conservatively and re-check.
+    /// `measure` returns the usage ratio plus what the status reports (always the
+    /// measured values, before filling in); `fill` gives a missing pod's assumed sample.
+    fn propose<M>(
+        &self,
+        current_replicas: i32,
+        resource: &str,
+        mut samples: PodSamples,
+        measure: &mut Measure<'_, M>,
+        fill: impl Fn(&str, f64) -> i64,
+    ) -> Result<(i32, M, Detail), String> {
         if self.pods.is_empty() {
             return Err(NO_PODS.into());
         }
@@ -199,10 +280,7 @@ impl ReplicaCalculator<'_> {
         if samples.is_empty() {
             return Err(NO_READY_METRICS.into());
         }
-        let requests = self.requests(resource, container)?;
-        let (ratio, utilization, raw_average) =
-            utilization_ratio(&samples, &requests, target_utilization)?;
-
+        let (ratio, measured) = measure(&samples)?;
         let scale_up_with_unready = !groups.unready.is_empty() && ratio > 1.0;
         let mut detail = Detail::new(Rule::WithinTolerance, ratio);
         detail.samples = samples.len();
@@ -214,26 +292,11 @@ impl ReplicaCalculator<'_> {
                 ceil_i32(ratio * groups.ready_count as f64)
             };
             detail.groups = Some(groups);
-            return Ok(ResourceProposal {
-                replicas,
-                utilization,
-                raw_average,
-                detail,
-            });
+            return Ok((replicas, measured, detail));
         }
-
-        if ratio < 1.0 {
-            // kube-controller-manager assumes a missing pod runs at 100 % of its request
-            // on a scale-down (or at the target, if the target is above 100 %).
-            let fallback = i64::from(target_utilization.max(100));
+        if ratio != 1.0 {
             for name in &groups.missing {
-                let request = requests.get(name).copied().unwrap_or(0);
-                samples.insert(name.clone(), filled(request.wrapping_mul(fallback) / 100));
-            }
-        } else if ratio > 1.0 {
-            // ...and at 0 % on a scale-up.
-            for name in &groups.missing {
-                samples.insert(name.clone(), filled(0));
+                samples.insert(name.clone(), filled(fill(name, ratio)));
             }
         }
         if scale_up_with_unready {
@@ -241,7 +304,7 @@ impl ReplicaCalculator<'_> {
                 samples.insert(name.clone(), filled(0));
             }
         }
-        let (new_ratio, _, _) = utilization_ratio(&samples, &requests, target_utilization)?;
+        let (new_ratio, _) = measure(&samples)?;
         detail.new_usage_ratio = Some(new_ratio);
         detail.samples = samples.len();
         detail.groups = Some(groups);
@@ -252,15 +315,10 @@ impl ReplicaCalculator<'_> {
             samples.len(),
             &mut detail,
         );
-        Ok(ResourceProposal {
-            replicas,
-            utilization,
-            raw_average,
-            detail,
-        })
+        Ok((replicas, measured, detail))
     }
 
-    /// Steps 11–14 shared by the utilization and plain paths.
+    /// Steps 11–14 of the conservative path.
     fn conservative(
         &self,
         current_replicas: i32,
@@ -286,75 +344,6 @@ impl ReplicaCalculator<'_> {
         }
         detail.rule = Rule::FilledScaled;
         new_replicas
-    }
-
-    /// `calcPlainMetricReplicas`: an average-value target over pods (Pods metrics and
-    /// Resource `AverageValue` targets). `resource` is the resource name or "".
-    pub fn plain(
-        &self,
-        current_replicas: i32,
-        target_usage: i64,
-        resource: &str,
-        mut samples: PodSamples,
-    ) -> Result<PlainProposal, String> {
-        if self.pods.is_empty() {
-            return Err(NO_PODS.into());
-        }
-        let groups = self.group_pods(&samples, resource);
-        for name in groups.ignored.iter().chain(&groups.unready) {
-            samples.remove(name);
-        }
-        if samples.is_empty() {
-            return Err(NO_READY_METRICS.into());
-        }
-        let (ratio, usage) = usage_ratio(&samples, target_usage);
-        let scale_up_with_unready = !groups.unready.is_empty() && ratio > 1.0;
-        let mut detail = Detail::new(Rule::WithinTolerance, ratio);
-        detail.samples = samples.len();
-        if !scale_up_with_unready && groups.missing.is_empty() {
-            let replicas = if self.tolerances.is_within(ratio) {
-                current_replicas
-            } else {
-                detail.rule = Rule::Scaled;
-                ceil_i32(ratio * groups.ready_count as f64)
-            };
-            detail.groups = Some(groups);
-            return Ok(PlainProposal {
-                replicas,
-                usage,
-                detail,
-            });
-        }
-        // Missing pods count as exactly the target on a scale-down and 0 on a scale-up;
-        // at a ratio of exactly 1 nothing is filled in (upstream
-        // `TestPlainMetricReplicaCalcMissingMetricsNoChangeEq`).
-        if ratio != 1.0 {
-            let fill = if ratio < 1.0 { target_usage } else { 0 };
-            for name in &groups.missing {
-                samples.insert(name.clone(), filled(fill));
-            }
-        }
-        if scale_up_with_unready {
-            for name in &groups.unready {
-                samples.insert(name.clone(), filled(0));
-            }
-        }
-        let (new_ratio, _) = usage_ratio(&samples, target_usage);
-        detail.new_usage_ratio = Some(new_ratio);
-        detail.samples = samples.len();
-        detail.groups = Some(groups);
-        let replicas = self.conservative(
-            current_replicas,
-            ratio,
-            new_ratio,
-            samples.len(),
-            &mut detail,
-        );
-        Ok(PlainProposal {
-            replicas,
-            usage,
-            detail,
-        })
     }
 
     /// `getReadyPodsCount`: Running pods whose Ready condition is True.
