@@ -67,6 +67,8 @@ pub struct Detail {
     pub samples: usize,
     /// Ready pods counted (value targets: Running and Ready pods).
     pub ready_pods: Option<i64>,
+    /// What was assumed for pods without a usable sample, for a person.
+    pub assumed: Vec<String>,
 }
 
 impl Detail {
@@ -78,6 +80,7 @@ impl Detail {
             groups: None,
             samples: 0,
             ready_pods: None,
+            assumed: Vec::new(),
         }
     }
 }
@@ -222,8 +225,14 @@ impl ReplicaCalculator<'_> {
                 0
             }
         };
-        let (replicas, (utilization, raw_average), detail) =
-            self.propose(current_replicas, resource, samples, &mut measure, fill)?;
+        let (replicas, (utilization, raw_average), detail) = self.propose(
+            current_replicas,
+            resource,
+            samples,
+            &mut measure,
+            fill,
+            "100% of their request (or the target, if above 100%)",
+        )?;
         Ok(ResourceProposal {
             replicas,
             utilization,
@@ -248,8 +257,14 @@ impl ReplicaCalculator<'_> {
         // at a ratio of exactly 1 nothing is filled in (upstream
         // `TestPlainMetricReplicaCalcMissingMetricsNoChangeEq`).
         let fill = |_: &str, ratio: f64| if ratio < 1.0 { target_usage } else { 0 };
-        let (replicas, usage, detail) =
-            self.propose(current_replicas, resource, samples, &mut measure, fill)?;
+        let (replicas, usage, detail) = self.propose(
+            current_replicas,
+            resource,
+            samples,
+            &mut measure,
+            fill,
+            "exactly the target",
+        )?;
         Ok(PlainProposal {
             replicas,
             usage,
@@ -269,6 +284,7 @@ impl ReplicaCalculator<'_> {
         mut samples: PodSamples,
         measure: &mut Measure<'_, M>,
         fill: impl Fn(&str, f64) -> i64,
+        scale_down_fill: &str,
     ) -> Result<(i32, M, Detail), String> {
         if self.pods.is_empty() {
             return Err(NO_PODS.into());
@@ -294,15 +310,28 @@ impl ReplicaCalculator<'_> {
             detail.groups = Some(groups);
             return Ok((replicas, measured, detail));
         }
-        if ratio != 1.0 {
+        if ratio != 1.0 && !groups.missing.is_empty() {
             for name in &groups.missing {
                 samples.insert(name.clone(), filled(fill(name, ratio)));
             }
+            let at = if ratio < 1.0 {
+                scale_down_fill
+            } else {
+                "0 (scale-up)"
+            };
+            detail.assumed.push(format!(
+                "{} pod(s) without a sample assumed at {at}",
+                groups.missing.len()
+            ));
         }
         if scale_up_with_unready {
             for name in &groups.unready {
                 samples.insert(name.clone(), filled(0));
             }
+            detail.assumed.push(format!(
+                "{} unready pod(s) assumed at 0 (scale-up)",
+                groups.unready.len()
+            ));
         }
         let (new_ratio, _) = measure(&samples)?;
         detail.new_usage_ratio = Some(new_ratio);

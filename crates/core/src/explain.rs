@@ -222,6 +222,9 @@ fn render_metric(out: &mut String, i: usize, m: &MetricEvaluation, current: i32)
             g.ignored.len()
         );
     }
+    for a in &d.assumed {
+        let _ = writeln!(out, "     {a}");
+    }
     let _ = writeln!(
         out,
         "     usage ratio {:.3}; {}",
@@ -245,18 +248,20 @@ fn rule_text(d: &Detail, current: i32) -> String {
                 d.groups.as_ref().map_or(0, |g| g.ready_count)
             ),
         },
-        Rule::FilledWithinTolerance => format!(
-            "after assuming missing pods at 100%/target (scale-down) or 0 (scale-up) and unready pods at 0, the ratio is {new:.3}: within tolerance, keep {current}"
-        ),
+        Rule::FilledWithinTolerance => {
+            format!(
+                "with those assumptions the ratio is {new:.3}: within tolerance, keep {current}"
+            )
+        }
         Rule::DirectionFlipped => format!(
-            "after filling in missing/unready pods the ratio is {new:.3}, which reverses the direction: keep {current}"
+            "with those assumptions the ratio is {new:.3}, which reverses the direction: keep {current}"
         ),
         Rule::RecountFlipped => format!(
-            "after filling in missing/unready pods, ceil({new:.3} × {}) would move against the ratio: keep {current}",
+            "with those assumptions ceil({new:.3} × {}) would move against the ratio: keep {current}",
             d.samples
         ),
         Rule::FilledScaled => format!(
-            "missing/unready pods filled in conservatively: ceil({new:.3} × {} pods)",
+            "with those assumptions: ceil({new:.3} × {} pods)",
             d.samples
         ),
         Rule::PerPodScaled => "outside tolerance: ceil(total / per-pod target)".into(),
