@@ -49,6 +49,9 @@ fuzz_target!(|data: &[u8]| {
         let written = write_entries(&entries, format);
         let reread = parse(&written, format)
             .unwrap_or_else(|e| panic!("our own output does not parse: {e}\n{written}"));
-        assert!(same(&entries, &reread), "round trip changed:\n{text:?}\n{written:?}");
+        assert!(
+            same(&entries, &reread),
+            "round trip changed:\n{text:?}\n{written:?}"
+        );
     }
 });

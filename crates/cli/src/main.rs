@@ -5,6 +5,8 @@
 
 mod explain;
 mod input;
+mod metrics_cmd;
+mod simulate;
 mod validate;
 
 use std::process::ExitCode;
@@ -68,6 +70,52 @@ enum Command {
         #[arg(required = true)]
         files: Vec<String>,
     },
+    /// Replay traffic through HPA policies over simulated inference replicas.
+    ///
+    /// Every sync runs the same decision engine as `explain` on what the metrics pipeline
+    /// would report (metrics-server, Prometheus through an adapter) from a model of
+    /// continuous-batching LLM servers: batch slots, prefill, decode steps, KV cache,
+    /// least-outstanding routing, pod scheduling, model load and readiness, graceful drain.
+    /// It prints, per policy: requests completed and timed out, latency and TTFT
+    /// percentiles, SLO attainment, replica-hours and cost, scale events and flaps, and
+    /// the oracle (replicas a clairvoyant controller with instant pods would have needed).
+    ///
+    /// Traffic: a per-request trace or a rate envelope (--trace), or a synthetic
+    /// --pattern; by default the embedded Azure LLM 2023 conversation trace. The server
+    /// model's defaults describe an 8B model on one 24 GB GPU: print them with
+    /// --print-model, override fields with --model FILE. Deterministic for a --seed.
+    ///
+    /// Examples:
+    ///   podscale simulate
+    ///       the seed CPU + memory HPA on the embedded one-hour trace
+    ///   podscale simulate --compare examples/manifests/inference-hpa-resource.yaml \
+    ///       examples/manifests/inference-hpa-custom.yaml --report report.html
+    ///       two policies on the same traffic, with an HTML report
+    ///   podscale simulate hpa.yaml --pattern step:from=2,to=8,at=20m --duration 1h
+    ///       a synthetic step in load
+    ///   podscale simulate hpa.yaml --trace servegen_language_m_large_rate_10min.csv \
+    ///       --arrivals gamma:2 --time-scale 0.01 -o json
+    ///       a 14-day rate envelope compressed 100×, bursty arrivals, JSON summary
+    ///   podscale simulate hpa.yaml --sync-period 0 --scrape-interval 0 --series out.csv
+    ///       an ideal controller, with the time series written to a CSV file
+    ///   podscale simulate --print-model > model.yaml
+    ///       start a model file from the documented defaults
+    #[command(verbatim_doc_comment)]
+    Simulate(simulate::Args),
+    /// Read every metric of an HPA once, from Prometheus or the pods themselves.
+    ///
+    /// `podscale.yaml` says where each metric the HPA names comes from (a PromQL query, a
+    /// built-in preset for vLLM, SGLang, TGI, Triton or DCGM, or a direct scrape of each
+    /// pod's /metrics). Prints each metric's samples (per pod, object or external, with
+    /// timestamps) or its error; exit code 1 if any metric failed. An empty or NaN result
+    /// is no data, never 0, unless the metric says `emptyAs`.
+    ///
+    /// Examples:
+    ///   podscale metrics --config podscale.yaml examples/manifests/inference-hpa-custom.yaml
+    ///   podscale metrics hpa.yaml --pods vllm-0=10.0.0.5:8000,vllm-1=10.0.0.6:8000 -o json
+    ///   podscale metrics hpa.yaml --scenario now.yaml && podscale explain now.yaml
+    #[command(verbatim_doc_comment)]
+    Metrics(metrics_cmd::Args),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +123,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Explain { file, output } => explain::run(file.as_deref(), output),
         Command::Validate { files } => validate::run(&files),
+        Command::Simulate(args) => simulate::run(&args),
+        Command::Metrics(args) => metrics_cmd::run(&args),
     };
     match result {
         Ok(code) => code,

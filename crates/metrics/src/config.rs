@@ -27,6 +27,9 @@
 //!     scrape: { port: 8080, path: /metrics, series: tgi_queue_size }
 //! resources:
 //!   source: metrics-api     # or prometheus, or local (not read by podscale metrics)
+//! kubernetes:               # optional: Metrics Server, Prometheus Adapter, real pods
+//!   kubeconfig: ~/.kube/config
+//!   fallback: true          # metrics not listed above come from the metrics APIs
 //! ```
 //!
 //! The file is read with [`podscale_manifest`], so a shape error is reported as
@@ -64,6 +67,39 @@ pub struct Config {
     pub metrics: Vec<MetricConfig>,
     #[serde(default)]
     pub resources: ResourcesConfig,
+    /// Read through the Kubernetes APIs too (Metrics Server, a Prometheus Adapter, the
+    /// target's scale and pods).
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesConfig>,
+}
+
+/// The Kubernetes connection.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// A kubeconfig file; default `$KUBECONFIG`, `~/.kube/config`, or in-cluster.
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    #[serde(default)]
+    pub context: Option<String>,
+    /// Read the HPA's metrics that `metrics:` does not list from
+    /// `custom.metrics.k8s.io` / `external.metrics.k8s.io`, as the HPA controller does.
+    #[serde(default = "yes")]
+    pub fallback: bool,
+    /// List the target's pods (scale subresource selector) when `--pods` is not given.
+    #[serde(default = "yes")]
+    pub pods: bool,
+    /// Per API call.
+    #[serde(
+        default = "default_prometheus_timeout",
+        deserialize_with = "duration",
+        serialize_with = "ser_duration"
+    )]
+    pub timeout: Duration,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// How to reach Prometheus.
@@ -381,7 +417,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn format_duration(d: Duration) -> String {
     if d.subsec_nanos() == 0 {
         format!("{}s", d.as_secs())
-    } else if d.as_nanos() % 1_000_000 == 0 {
+    } else if d.as_nanos().is_multiple_of(1_000_000) {
         format!("{}ms", d.as_millis())
     } else {
         format!("{}ns", d.as_nanos())
@@ -819,6 +855,16 @@ metrics:
         assert!(errors(src).starts_with("podscale.yaml:6:13: metrics[0].maxAge: Forbidden"));
         let ok = "prometheus: {url: http://p:9090}\nmetrics:\n  - name: q\n    type: pods\n    query: last_over_time(x[{{maxAge}}])\n    maxAge: 30s\n";
         assert!(Config::from_source(ok, "f").is_ok());
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let c = Config::from_source(
+            include_str!("../podscale.example.yaml"),
+            "podscale.example.yaml",
+        )
+        .expect("valid");
+        assert_eq!(c.metrics.len(), 5);
     }
 
     #[test]

@@ -6,6 +6,9 @@ use podscale_metrics::exposition::{
 };
 use proptest::prelude::*;
 
+/// An exemplar: labels, value, timestamp.
+type ExemplarModel = (Vec<(String, String)>, f64, Option<i64>);
+
 /// What a test means to expose, independent of the crate's types.
 #[derive(Debug, Clone)]
 enum Line {
@@ -14,7 +17,7 @@ enum Line {
         labels: Vec<(String, String)>,
         value: f64,
         timestamp_ms: Option<i64>,
-        exemplar: Option<(Vec<(String, String)>, f64, Option<i64>)>,
+        exemplar: Option<ExemplarModel>,
     },
     Help(String, String),
     Type(String, MetricType),

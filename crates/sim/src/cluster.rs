@@ -108,71 +108,167 @@ impl Ord for LifeEvent {
 }
 
 /// The earliest of many replicas' next-event times: a tournament tree, O(log n) to
-/// update one replica and O(1) to read the minimum.
+/// update one replica (less when the winner above does not change) and O(1) to read the
+/// minimum.
+///
+/// A node is `time bits << 32 | slot` in a `u128`: for times ≥ 0 the bits of an `f64`
+/// order like the times, so a node's winner is the plain (branch-free) `min` of its
+/// children, and equal times go to the lower slot.
 #[derive(Debug, Clone)]
 pub struct MinTree {
     cap: usize,
-    time: Vec<f64>,
-    index: Vec<u32>,
+    nodes: Vec<u128>,
+}
+
+const EMPTY_NODE_TIME: u64 = 0x7ff0_0000_0000_0000; // +∞
+
+#[inline]
+fn node(t: f64, slot: usize) -> u128 {
+    debug_assert!(t >= 0.0, "event times are not negative");
+    (u128::from(t.to_bits()) << 32) | slot as u128
 }
 
 impl MinTree {
     pub fn new(cap: usize) -> Self {
-        let cap = cap.next_power_of_two().max(1);
-        let mut index = vec![0; 2 * cap];
-        for (i, slot) in index[cap..].iter_mut().enumerate() {
-            *slot = i as u32;
+        let cap = cap.next_power_of_two().max(2);
+        let mut nodes = vec![0; 2 * cap];
+        for (i, n) in nodes[cap..].iter_mut().enumerate() {
+            *n = (u128::from(EMPTY_NODE_TIME) << 32) | i as u128;
         }
-        let mut t = Self {
-            cap,
-            time: vec![f64::INFINITY; 2 * cap],
-            index,
-        };
-        t.rebuild();
-        t
-    }
-
-    fn rebuild(&mut self) {
-        for k in (1..self.cap).rev() {
-            self.pull(k);
+        for k in (1..cap).rev() {
+            nodes[k] = nodes[2 * k].min(nodes[2 * k + 1]);
         }
+        Self { cap, nodes }
     }
 
-    #[inline]
-    fn pull(&mut self, k: usize) {
-        let (a, b) = (2 * k, 2 * k + 1);
-        let w = if self.time[a] <= self.time[b] { a } else { b };
-        self.time[k] = self.time[w];
-        self.index[k] = self.index[w];
-    }
-
-    /// Sets slot `i`'s time.
+    /// Sets slot `i`'s next event time (`f64::INFINITY`: none).
     #[inline]
     pub fn set(&mut self, i: usize, t: f64) {
         if i >= self.cap {
             self.grow(i + 1);
         }
         let mut k = i + self.cap;
-        self.time[k] = t;
-        k /= 2;
-        while k >= 1 {
-            self.pull(k);
+        let leaf = node(t, i);
+        if self.nodes[k] == leaf {
+            return;
+        }
+        self.nodes[k] = leaf;
+        while k > 1 {
+            let sibling = self.nodes[k ^ 1];
+            let w = self.nodes[k].min(sibling);
             k /= 2;
+            if self.nodes[k] == w {
+                return;
+            }
+            self.nodes[k] = w;
         }
     }
 
     fn grow(&mut self, need: usize) {
         let mut bigger = MinTree::new(need.max(2 * self.cap));
-        bigger.time[bigger.cap..bigger.cap + self.cap]
-            .copy_from_slice(&self.time[self.cap..2 * self.cap]);
-        bigger.rebuild();
+        bigger.nodes[bigger.cap..bigger.cap + self.cap]
+            .copy_from_slice(&self.nodes[self.cap..2 * self.cap]);
+        for k in (1..bigger.cap).rev() {
+            bigger.nodes[k] = bigger.nodes[2 * k].min(bigger.nodes[2 * k + 1]);
+        }
         *self = bigger;
     }
 
     /// (earliest time, its slot).
     #[inline]
     pub fn min(&self) -> (f64, usize) {
-        (self.time[1], self.index[1] as usize)
+        let n = self.nodes[1];
+        (f64::from_bits((n >> 32) as u64), (n & 0xffff_ffff) as usize)
+    }
+}
+
+const NONE: u32 = u32::MAX;
+
+/// Ready replicas bucketed by their outstanding requests, for least-outstanding routing
+/// in O(1): intrusive doubly-linked lists, one per count. Within a count, the replica
+/// that reached it first is chosen first, so equally loaded replicas take turns.
+#[derive(Debug, Clone, Default)]
+struct Buckets {
+    head: Vec<u32>,
+    tail: Vec<u32>,
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    /// Each slot's bucket, or NONE when the slot is not routable.
+    bucket: Vec<u32>,
+    /// No bucket below this is occupied.
+    min: usize,
+    len: usize,
+}
+
+impl Buckets {
+    fn ensure(&mut self, slot: usize, count: usize) {
+        if self.bucket.len() <= slot {
+            self.bucket.resize(slot + 1, NONE);
+            self.next.resize(slot + 1, NONE);
+            self.prev.resize(slot + 1, NONE);
+        }
+        if self.head.len() <= count {
+            self.head.resize(count + 1, NONE);
+            self.tail.resize(count + 1, NONE);
+        }
+    }
+
+    fn remove(&mut self, slot: usize) {
+        let Some(&b) = self.bucket.get(slot) else {
+            return;
+        };
+        if b == NONE {
+            return;
+        }
+        let (p, n) = (self.prev[slot], self.next[slot]);
+        if p == NONE {
+            self.head[b as usize] = n;
+        } else {
+            self.next[p as usize] = n;
+        }
+        if n == NONE {
+            self.tail[b as usize] = p;
+        } else {
+            self.prev[n as usize] = p;
+        }
+        self.bucket[slot] = NONE;
+        self.len -= 1;
+    }
+
+    /// Puts `slot` in bucket `count` (at the back), or leaves it when already there.
+    #[inline]
+    fn set(&mut self, slot: usize, count: usize) {
+        if self.bucket.get(slot).is_some_and(|&b| b as usize == count) {
+            return;
+        }
+        self.remove(slot);
+        self.ensure(slot, count);
+        let t = self.tail[count];
+        self.prev[slot] = t;
+        self.next[slot] = NONE;
+        if t == NONE {
+            self.head[count] = slot as u32;
+        } else {
+            self.next[t as usize] = slot as u32;
+        }
+        self.tail[count] = slot as u32;
+        self.bucket[slot] = count as u32;
+        self.len += 1;
+        if count < self.min {
+            self.min = count;
+        }
+    }
+
+    /// The least loaded replica.
+    #[inline]
+    fn pick(&mut self) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        while self.head[self.min] == NONE {
+            self.min += 1;
+        }
+        Some(self.head[self.min] as usize)
     }
 }
 
@@ -195,9 +291,10 @@ pub struct Cluster {
     memory_per_request: f64,
     pub pods: Vec<SimPod>,
     free: Vec<usize>,
+    /// Next event time of each replica.
     pub tree: MinTree,
-    routable: Vec<usize>,
-    rotation: usize,
+    /// Ready replicas by outstanding requests.
+    routing: Buckets,
     /// Requests waiting at the Service because no replica is ready.
     pending: VecDeque<Queued>,
     life: BinaryHeap<LifeEvent>,
@@ -224,12 +321,11 @@ impl Cluster {
             pods: Vec::new(),
             free: Vec::new(),
             tree: MinTree::new(16),
-            routable: Vec::new(),
-            rotation: 0,
+            routing: Buckets::default(),
             pending: VecDeque::new(),
             life: BinaryHeap::new(),
             life_seq: 0,
-            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_11fe),
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed0f_11fe),
             next_id: 0,
             base_name: deployment.to_string(),
             billable: 0,
@@ -346,7 +442,7 @@ impl Cluster {
                 LifeKind::Ready => self.make_ready(ev.slot, ev.t, Some(rec)),
                 LifeKind::GraceExpired => {
                     if self.pods[ev.slot].state == PodState::Draining {
-                        self.pods[ev.slot].replica.abort_all(rec);
+                        self.pods[ev.slot].replica.abort_all(ev.t, rec);
                         self.gone(ev.slot, ev.t);
                     }
                 }
@@ -358,7 +454,7 @@ impl Cluster {
         let pod = &mut self.pods[slot];
         pod.state = PodState::Ready;
         pod.ready_at = Some(now);
-        self.routable.push(slot);
+        self.update_routing(slot);
         if let Some(rec) = rec {
             self.dispatch_pending(now, rec);
         }
@@ -374,6 +470,7 @@ impl Cluster {
         pod.scrapes = PodScrapes::default();
         pod.replica = Replica::new(now);
         self.tree.set(slot, f64::INFINITY);
+        self.routing.remove(slot);
         self.free.push(slot);
     }
 
@@ -403,7 +500,12 @@ impl Cluster {
     pub fn active(&self) -> u32 {
         self.pods
             .iter()
-            .filter(|p| matches!(p.state, PodState::Pending | PodState::Starting | PodState::Ready))
+            .filter(|p| {
+                matches!(
+                    p.state,
+                    PodState::Pending | PodState::Starting | PodState::Ready
+                )
+            })
             .count() as u32
     }
 
@@ -451,9 +553,7 @@ impl Cluster {
             self.gone(slot, now);
             return;
         }
-        if let Some(pos) = self.routable.iter().position(|&s| s == slot) {
-            self.routable.swap_remove(pos);
-        }
+        self.routing.remove(slot);
         let pod = &mut self.pods[slot];
         pod.state = PodState::Draining;
         pod.deleted = Some(now);
@@ -461,61 +561,52 @@ impl Cluster {
         if pod.replica.is_idle() {
             self.gone(slot, now);
         } else if grace <= 0.0 {
-            pod.replica.abort_all(rec);
+            pod.replica.abort_all(now, rec);
             self.gone(slot, now);
         } else {
             self.push_life(now + grace, slot, LifeKind::GraceExpired);
         }
     }
 
-    /// Routes a request to the ready replica with the fewest outstanding requests
-    /// (ties: rotating), or queues it at the Service when none is ready.
+    /// Routes a request to the ready replica with the fewest outstanding requests (ties:
+    /// in turn), or queues it at the Service when none is ready.
     #[inline]
     pub fn route(&mut self, req: Queued, now: f64, rec: &mut Recorder) {
-        let n = self.routable.len();
-        if n == 0 {
+        let Some(slot) = self.routing.pick() else {
             self.pending.push_back(req);
             rec.enqueued(1);
             return;
-        }
-        self.rotation = if self.rotation + 1 >= n {
-            0
-        } else {
-            self.rotation + 1
         };
-        let start = self.rotation;
-        let mut best = self.routable[start];
-        let mut best_load = self.pods[best].replica.outstanding();
-        if best_load > 0 {
-            for &slot in self.routable[start + 1..]
-                .iter()
-                .chain(&self.routable[..start])
-            {
-                let load = self.pods[slot].replica.outstanding();
-                if load < best_load {
-                    best = slot;
-                    best_load = load;
-                    if load == 0 {
-                        break;
-                    }
-                }
-            }
-        }
-        let pod = &mut self.pods[best];
+        let pod = &mut self.pods[slot];
         pod.replica.arrive(req, now, &self.params, rec);
-        self.tree.set(best, pod.replica.next_event(&self.params));
+        self.tree.set(slot, pod.replica.next_event(&self.params));
+        self.update_routing(slot);
+    }
+
+    /// Re-keys a Ready replica after its outstanding count changed.
+    #[inline]
+    fn update_routing(&mut self, slot: usize) {
+        let pod = &self.pods[slot];
+        if pod.state == PodState::Ready {
+            self.routing.set(slot, pod.replica.outstanding());
+        }
     }
 
     /// Runs replica `slot`'s due event.
     #[inline]
     pub fn replica_event(&mut self, slot: usize, now: f64, rec: &mut Recorder) {
         let pod = &mut self.pods[slot];
+        let before = pod.replica.outstanding();
         pod.replica.on_event(now, &self.params, rec);
         if pod.state == PodState::Draining && pod.replica.is_idle() {
             self.gone(slot, now);
         } else {
             let t = pod.replica.next_event(&self.params);
+            let changed = pod.replica.outstanding() != before;
             self.tree.set(slot, t);
+            if changed {
+                self.update_routing(slot);
+            }
         }
     }
 
@@ -523,9 +614,11 @@ impl Cluster {
         while let Some(req) = self.pending.pop_front() {
             rec.dequeued(1);
             if req.arrival + self.params.queue_timeout < now {
+                rec.waited(self.params.queue_timeout);
                 rec.timed_out(1);
                 continue;
             }
+            // Its wait goes on at the replica and is counted there, from its arrival.
             self.route(req, now, rec);
         }
     }
@@ -538,11 +631,15 @@ impl Cluster {
             }
             self.pending.pop_front();
             rec.dequeued(1);
+            rec.waited(self.params.queue_timeout);
             rec.timed_out(1);
         }
-        for pod in &mut self.pods {
-            if pod.state != PodState::Gone {
-                pod.replica.purge_expired(now, &self.params, rec);
+        for slot in 0..self.pods.len() {
+            if self.pods[slot].state != PodState::Gone {
+                self.pods[slot]
+                    .replica
+                    .purge_expired(now, &self.params, rec);
+                self.update_routing(slot);
             }
         }
     }
@@ -550,6 +647,9 @@ impl Cluster {
     /// Gives up on requests still waiting at the Service (end of the run).
     pub fn expire_pending(&mut self, rec: &mut Recorder) {
         let n = self.pending.len() as u64;
+        for _ in 0..n {
+            rec.waited(self.params.queue_timeout);
+        }
         self.pending.clear();
         rec.dequeued(n);
         rec.timed_out(n);
@@ -604,9 +704,9 @@ impl Cluster {
                 continue;
             }
             self.advance(i, now);
-            let pod = &mut self.pods[i];
-            pod.replica.purge_expired(now, &self.params, rec);
-            let r = &pod.replica;
+            self.pods[i].replica.purge_expired(now, &self.params, rec);
+            self.update_routing(i);
+            let r = &self.pods[i].replica;
             let c = r.counters();
             let mut values = [0.0; Series::ALL.len()];
             values[Series::Waiting.index()] = r.waiting() as f64;
@@ -688,7 +788,14 @@ mod tests {
         let mut rec = Recorder::new(Slo::default());
         let mut c = Cluster::new(&model, "srv", 1, 1);
         c.scale_to(2, 0.0, &mut rec);
-        assert_eq!(c.counts(), Counts { starting: 1, ready: 1, draining: 0 });
+        assert_eq!(
+            c.counts(),
+            Counts {
+                starting: 1,
+                ready: 1,
+                draining: 0
+            }
+        );
         // scheduled at 1, container at 3, loaded at 13, probes at 3, 8, 13 → ready at 13.
         let mut t = 0.0;
         while c.counts().ready < 2 {
@@ -706,7 +813,14 @@ mod tests {
         let mut c = Cluster::new(&model, "srv", 2, 1);
         c.scale_to(3, 0.0, &mut rec);
         c.scale_to(2, 0.5, &mut rec);
-        assert_eq!(c.counts(), Counts { starting: 0, ready: 2, draining: 0 });
+        assert_eq!(
+            c.counts(),
+            Counts {
+                starting: 0,
+                ready: 2,
+                draining: 0
+            }
+        );
         c.scale_to(1, 1.0, &mut rec);
         assert_eq!(c.counts().ready, 1);
         assert_eq!(c.active(), 1);
@@ -717,7 +831,15 @@ mod tests {
         let model = quick_model();
         let mut rec = Recorder::new(Slo::default());
         let mut c = Cluster::new(&model, "srv", 1, 1);
-        c.route(Queued { arrival: 0.0, input: 100, output: 20 }, 0.0, &mut rec);
+        c.route(
+            Queued {
+                arrival: 0.0,
+                input: 100,
+                output: 20,
+            },
+            0.0,
+            &mut rec,
+        );
         c.scale_to(0, 0.0, &mut rec);
         assert_eq!(c.counts().draining, 1);
         loop {

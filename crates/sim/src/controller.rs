@@ -9,8 +9,8 @@ use podscale_core::duration::GoDuration;
 use podscale_core::history::History;
 use podscale_core::observed::{
     Container, ContainerMetrics, DescribedObject, ExternalMetricValue, ExternalMetricValues,
-    Fetched, ObjectMetricValue, Observed, ObservedMetrics, Pod, PodMetricValue, PodMetrics,
-    PodsMetricValues, ResourceMetricsList, ResourceRequirements,
+    Fetched, ObjectMetricValue, Observed, Pod, PodMetricValue, PodMetrics, PodsMetricValues,
+    ResourceMetricsList, ResourceRequirements,
 };
 use podscale_core::settings::ControllerSettings;
 use podscale_core::{Decision, Quantity};
@@ -44,6 +44,9 @@ pub struct HpaController {
     labels: BTreeMap<String, String>,
     requests: BTreeMap<String, Quantity>,
     staleness: f64,
+    /// The last observation, updated in place at each sync: with hundreds of pods,
+    /// rebuilding every name and map each time would cost more than the decision.
+    observed: Observed,
 }
 
 impl HpaController {
@@ -57,13 +60,15 @@ impl HpaController {
             labels: model.pod.labels.clone(),
             requests: model.pod.requests.clone(),
             staleness: model.pipeline.prometheus.staleness.0,
+            observed: Observed::default(),
         }
     }
 
     /// One sync: observe, reconcile, remember. Returns the engine's decision (with its
     /// history and status already taken into this controller).
     pub fn sync(&mut self, cluster: &Cluster, spec_replicas: i32, now: f64) -> Decision {
-        let observed = self.observe(cluster, spec_replicas, now);
+        let mut observed = std::mem::take(&mut self.observed);
+        self.observe_into(&mut observed, cluster, spec_replicas, now);
         let mut d = podscale_core::reconcile(
             &self.hpa,
             &observed,
@@ -73,63 +78,109 @@ impl HpaController {
         );
         self.history = std::mem::take(&mut d.history);
         self.hpa.status = Some(d.status.clone());
+        self.observed = observed;
         d
     }
 
     /// What the controller sees at `now`.
     pub fn observe(&self, cluster: &Cluster, spec_replicas: i32, now: f64) -> Observed {
+        let mut o = Observed::default();
+        self.observe_into(&mut o, cluster, spec_replicas, now);
+        o
+    }
+
+    /// [`HpaController::observe`], reusing the names and maps of a previous observation.
+    fn observe_into(&self, o: &mut Observed, cluster: &Cluster, spec_replicas: i32, now: f64) {
         let live: Vec<&SimPod> = cluster
             .pods
             .iter()
             .filter(|p| p.state != PodState::Gone)
             .collect();
-        let pods = live.iter().map(|p| self.pod(p)).collect();
-        let mut metrics = ObservedMetrics::default();
+        reuse(
+            &mut o.pods,
+            live.iter().copied(),
+            |pod, p| pod.name == p.name,
+            |p| self.pod(p),
+            |pod, p| self.update_pod(pod, p),
+        );
         if self.plan.needs_resources {
-            let items = live
+            let mut list = match o.metrics.resource.take() {
+                Some(Fetched::Data(list)) => list,
+                _ => ResourceMetricsList::default(),
+            };
+            let sampled = live
                 .iter()
-                .filter_map(|p| {
-                    let s = p.scrapes.ms_latest?;
-                    let usage = BTreeMap::from([
-                        ("cpu".to_string(), milli(s.cpu_cores)),
-                        ("memory".to_string(), milli(s.memory_bytes)),
-                    ]);
-                    Some(PodMetrics {
-                        name: p.name.clone(),
-                        timestamp: Some(timestamp(s.t)),
-                        window: Some(GoDuration((s.window * 1e9).round() as i64)),
-                        containers: vec![ContainerMetrics {
-                            name: self.container.clone(),
-                            usage,
-                        }],
-                    })
-                })
-                .collect();
-            metrics.resource = Some(Fetched::Data(ResourceMetricsList { pods: items }));
+                .filter_map(|p| p.scrapes.ms_latest.map(|s| (p.name.as_str(), s)));
+            reuse(
+                &mut list.pods,
+                sampled,
+                |m, (name, _)| m.name == *name,
+                |(name, _)| PodMetrics {
+                    name: name.to_string(),
+                    timestamp: None,
+                    window: None,
+                    containers: vec![ContainerMetrics {
+                        name: self.container.clone(),
+                        usage: BTreeMap::from([
+                            ("cpu".to_string(), Quantity::ZERO),
+                            ("memory".to_string(), Quantity::ZERO),
+                        ]),
+                    }],
+                },
+                |m, (_, s)| {
+                    m.timestamp = Some(timestamp(s.t));
+                    m.window = Some(GoDuration((s.window * 1e9).round() as i64));
+                    let usage = &mut m.containers[0].usage;
+                    if let Some(q) = usage.get_mut("cpu") {
+                        *q = milli(s.cpu_cores);
+                    }
+                    if let Some(q) = usage.get_mut("memory") {
+                        *q = milli(s.memory_bytes);
+                    }
+                },
+            );
+            o.metrics.resource = Some(Fetched::Data(list));
         }
-        let mut pods_values = Vec::new();
+        let mut pods_values = match o.metrics.pods.take() {
+            Some(Fetched::Data(v)) => v,
+            _ => Vec::new(),
+        };
+        let mut n_pods_metrics = 0;
         let mut external = Vec::new();
         let mut object = Vec::new();
         for r in &self.plan.resolved {
             match r {
                 Resolved::Resource => {}
                 Resolved::Pods { name, source } => {
-                    let items = live
-                        .iter()
-                        .filter_map(|p| {
-                            let (v, t) = p.scrapes.query(source, now, self.staleness)?;
-                            Some(PodMetricValue {
-                                pod_name: p.name.clone(),
-                                value: milli(v),
-                                timestamp: Some(timestamp(t)),
-                                window_seconds: source.rate.map(|w| w.0.round() as i64),
-                            })
-                        })
-                        .collect();
-                    pods_values.push(PodsMetricValues {
-                        metric_name: name.clone(),
-                        items,
+                    if pods_values.len() <= n_pods_metrics {
+                        pods_values.push(PodsMetricValues {
+                            metric_name: name.clone(),
+                            items: Vec::new(),
+                        });
+                    }
+                    let entry = &mut pods_values[n_pods_metrics];
+                    n_pods_metrics += 1;
+                    let window = source.rate.map(|w| w.0.round() as i64);
+                    let values = live.iter().filter_map(|p| {
+                        p.scrapes
+                            .query(source, now, self.staleness)
+                            .map(|(v, t)| (p.name.as_str(), v, t))
                     });
+                    reuse(
+                        &mut entry.items,
+                        values,
+                        |item, (name, _, _)| item.pod_name == *name,
+                        |(name, v, t)| PodMetricValue {
+                            pod_name: name.to_string(),
+                            value: milli(v),
+                            timestamp: Some(timestamp(t)),
+                            window_seconds: window,
+                        },
+                        |item, (_, v, t)| {
+                            item.value = milli(v);
+                            item.timestamp = Some(timestamp(t));
+                        },
+                    );
                 }
                 Resolved::External {
                     name,
@@ -190,33 +241,30 @@ impl HpaController {
                 }
             }
         }
-        if !pods_values.is_empty() {
-            metrics.pods = Some(Fetched::Data(pods_values));
+        pods_values.truncate(n_pods_metrics);
+        o.metrics.pods = (!pods_values.is_empty()).then_some(Fetched::Data(pods_values));
+        o.metrics.external = (!external.is_empty()).then_some(Fetched::Data(external));
+        o.metrics.object = (!object.is_empty()).then_some(Fetched::Data(object));
+        o.spec_replicas = spec_replicas;
+        o.status_replicas = cluster.active() as i32;
+        o.selector = None;
+    }
+
+    fn update_pod(&self, pod: &mut Pod, p: &SimPod) {
+        let (phase, ready, transition) = pod_status(p);
+        if pod.phase != phase {
+            phase.clone_into(&mut pod.phase);
         }
-        if !external.is_empty() {
-            metrics.external = Some(Fetched::Data(external));
-        }
-        if !object.is_empty() {
-            metrics.object = Some(Fetched::Data(object));
-        }
-        Observed {
-            spec_replicas,
-            status_replicas: cluster.active() as i32,
-            selector: None,
-            pods,
-            metrics,
-        }
+        pod.ready = ready;
+        pod.start_time = p.scheduled.map(timestamp);
+        pod.ready_transition_time = transition.map(timestamp);
+        pod.deletion_timestamp = p.deleted.map(timestamp);
     }
 
     /// A simulated pod as the API server would show it.
     fn pod(&self, p: &SimPod) -> Pod {
         let ts = |t: Option<f64>| t.map(timestamp);
-        let (phase, ready, transition) = match p.state {
-            PodState::Pending => ("Pending", p.scheduled.map(|_| false), p.scheduled),
-            PodState::Starting => ("Running", Some(false), p.scheduled),
-            PodState::Ready | PodState::Draining => ("Running", Some(true), p.ready_at),
-            PodState::Gone => ("Succeeded", Some(false), p.deleted),
-        };
+        let (phase, ready, transition) = pod_status(p);
         Pod {
             name: p.name.clone(),
             labels: self.labels.clone(),
@@ -239,14 +287,50 @@ impl HpaController {
     }
 }
 
+/// Phase, Ready condition and its last transition, as the kubelet reports them.
+fn pod_status(p: &SimPod) -> (&'static str, Option<bool>, Option<f64>) {
+    match p.state {
+        PodState::Pending => ("Pending", p.scheduled.map(|_| false), p.scheduled),
+        PodState::Starting => ("Running", Some(false), p.scheduled),
+        PodState::Ready | PodState::Draining => ("Running", Some(true), p.ready_at),
+        PodState::Gone => ("Succeeded", Some(false), p.deleted),
+    }
+}
+
+/// Makes `list` hold one entry per item, in order, updating an entry in place when it is
+/// already the item's (`same`) and building it (`make`) otherwise.
+fn reuse<T, I: Copy>(
+    list: &mut Vec<T>,
+    items: impl Iterator<Item = I>,
+    same: impl Fn(&T, I) -> bool,
+    make: impl Fn(I) -> T,
+    update: impl Fn(&mut T, I),
+) {
+    let mut n = 0;
+    for item in items {
+        match list.get_mut(n) {
+            Some(entry) if same(entry, item) => update(entry, item),
+            Some(entry) => {
+                *entry = make(item);
+                update(entry, item);
+            }
+            None => {
+                let mut entry = make(item);
+                update(&mut entry, item);
+                list.push(entry);
+            }
+        }
+        n += 1;
+    }
+    list.truncate(n);
+}
+
 /// A metric's current value as the engine reported it (percent for utilization).
 pub fn current_value(v: &MetricValueStatus) -> Option<f64> {
     if let Some(u) = v.average_utilization {
         return Some(f64::from(u));
     }
-    v.average_value
-        .or(v.value)
-        .map(|q| q.as_approximate_f64())
+    v.average_value.or(v.value).map(|q| q.as_approximate_f64())
 }
 
 #[cfg(test)]

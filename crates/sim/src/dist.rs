@@ -65,9 +65,9 @@ impl Dist {
 
     pub fn validate(&self) -> Result<(), String> {
         match *self {
-            Self::Lognormal { median, p90 } if p90.0 < median.0 => {
-                Err(format!("lognormal p90 ({p90}) is below its median ({median})"))
-            }
+            Self::Lognormal { median, p90 } if p90.0 < median.0 => Err(format!(
+                "lognormal p90 ({p90}) is below its median ({median})"
+            )),
             _ => Ok(()),
         }
     }

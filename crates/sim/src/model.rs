@@ -282,8 +282,7 @@ impl Model {
             ("containerStart", &self.lifecycle.container_start),
             ("modelLoad", &self.lifecycle.model_load),
         ] {
-            d.validate()
-                .map_err(|e| format!("lifecycle.{name}: {e}"))?;
+            d.validate().map_err(|e| format!("lifecycle.{name}: {e}"))?;
         }
         for resource in ["cpu", "memory"] {
             match self.pod.requests.get(resource) {
@@ -338,6 +337,37 @@ impl Model {
         }
     }
 
+    /// One line for people: the numbers that matter most.
+    pub fn describe(&self) -> String {
+        let s = &self.server;
+        let steps: Vec<f64> = s.decode_step.values().map(|t| t.0).collect();
+        let (lo, hi) = (
+            steps.first().copied().unwrap_or(0.0),
+            steps.last().copied().unwrap_or(0.0),
+        );
+        format!(
+            "batch ≤ {}, KV {} tokens, prefill {} tok/s, decode {}–{} per step; \
+             pod ready after ~{} (median); sync {}, scrape {}, metrics-server {}",
+            s.max_batch,
+            crate::units::group_thousands(s.kv_cache_tokens),
+            crate::units::group_thousands(s.prefill_tokens_per_second.round() as u64),
+            crate::units::format_duration(lo),
+            crate::units::format_duration(hi),
+            crate::units::format_duration(
+                self.lifecycle.scheduling.median()
+                    + self.lifecycle.container_start.median()
+                    + self.lifecycle.model_load.median()
+            ),
+            if self.controller.sync_period.0 > 0.0 {
+                self.controller.sync_period.to_string()
+            } else {
+                "ideal (1s, fresh metrics)".into()
+            },
+            self.pipeline.prometheus.scrape_interval,
+            self.pipeline.metrics_server.resolution,
+        )
+    }
+
     /// The sync period in force (0 → one second, the ideal controller).
     pub fn effective_sync_period(&self) -> f64 {
         let p = self.controller.sync_period.0;
@@ -354,7 +384,9 @@ fn replaced_whole(path: &str) -> bool {
             | "lifecycle.scheduling"
             | "lifecycle.containerStart"
             | "lifecycle.modelLoad"
-    ) || path.strip_prefix("metrics.").is_some_and(|rest| !rest.is_empty())
+    ) || path
+        .strip_prefix("metrics.")
+        .is_some_and(|rest| !rest.is_empty())
 }
 
 fn merge(base: &mut Value, user: Value, path: &str) {
@@ -388,10 +420,7 @@ mod tests {
         assert_eq!(m.server.kv_cache_tokens, 32_768);
         assert_eq!(m.server.decode_step.get(&1), Some(&Seconds(0.030)));
         assert_eq!(m.controller.sync_period, Seconds(15.0));
-        assert_eq!(
-            m.metrics["inference_queue_depth"].series,
-            Series::Waiting
-        );
+        assert_eq!(m.metrics["inference_queue_depth"].series, Series::Waiting);
         assert_eq!(m.metrics["gpu_utilization_avg"].scale, 100.0);
         assert_eq!(m.controller_settings().sync_period_seconds, 15);
     }
@@ -410,21 +439,21 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_bad_values_are_reported_with_their_position() {
-        let err = Model::load(Some("server:\n  maxBatchSize: 4\n"), "m.yaml")
-            .expect_err("unknown field");
+        let err =
+            Model::load(Some("server:\n  maxBatchSize: 4\n"), "m.yaml").expect_err("unknown field");
         let text = err.to_string();
         assert!(text.starts_with("m.yaml:2:"), "{text}");
         assert!(text.contains("maxBatchSize"), "{text}");
 
-        let err = Model::load(Some("lifecycle:\n  modelLoad: {constant: soon}\n"), "m.yaml")
-            .expect_err("bad duration");
-        assert!(err.to_string().contains("invalid duration"), "{err}");
-
         let err = Model::load(
-            Some("metrics:\n  x: {series: completedTotal}\n"),
+            Some("lifecycle:\n  modelLoad: {constant: soon}\n"),
             "m.yaml",
         )
-        .expect_err("counter without rate");
+        .expect_err("bad duration");
+        assert!(err.to_string().contains("invalid duration"), "{err}");
+
+        let err = Model::load(Some("metrics:\n  x: {series: completedTotal}\n"), "m.yaml")
+            .expect_err("counter without rate");
         assert!(err.to_string().contains("give it a rate window"), "{err}");
     }
 }

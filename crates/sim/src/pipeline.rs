@@ -251,7 +251,14 @@ impl MetricPlan {
                 (f64::NAN, "", "")
             };
             let label = if matches!(r, Resolved::Resource) {
-                format!("{label}{}", if suffix.is_empty() { " average" } else { suffix })
+                format!(
+                    "{label}{}",
+                    if suffix.is_empty() {
+                        " average"
+                    } else {
+                        suffix
+                    }
+                )
             } else {
                 label
             };
@@ -332,7 +339,13 @@ mod tests {
         };
         p.scrape_series(snap(0.0, 0.0, 0.0), 75.0);
         assert_eq!(p.query(&m, 5.0, 300.0), None);
-        for (t, c) in [(15.0, 30.0), (30.0, 60.0), (45.0, 90.0), (60.0, 120.0), (75.0, 150.0)] {
+        for (t, c) in [
+            (15.0, 30.0),
+            (30.0, 60.0),
+            (45.0, 90.0),
+            (60.0, 120.0),
+            (75.0, 150.0),
+        ] {
             p.scrape_series(snap(t, 0.0, c), 75.0);
         }
         let (rate, _) = p.query(&m, 80.0, 300.0).expect("rate");

@@ -32,6 +32,8 @@ pub struct ServerParams {
     pub prefill_seconds_per_token: f64,
     /// `step[n]`: decode step time with `n` sequences (index 0 unused).
     pub step: Vec<f64>,
+    /// `1 / step[n]`: tokens per second per sequence (the hot loop multiplies).
+    pub rate: Vec<f64>,
     pub kv_capacity: u64,
     pub queue_timeout: f64,
 }
@@ -45,12 +47,13 @@ impl ServerParams {
             .iter()
             .map(|(&b, t)| (f64::from(b), t.0))
             .collect();
-        let step = (0..=max_batch)
+        let step: Vec<f64> = (0..=max_batch)
             .map(|n| interpolate(&points, n.max(1) as f64))
             .collect();
         Self {
             max_batch,
             prefill_seconds_per_token: 1.0 / s.prefill_tokens_per_second,
+            rate: step.iter().map(|t| 1.0 / t).collect(),
             step,
             kv_capacity: s.kv_cache_tokens,
             queue_timeout: model.service.queue_timeout.0,
@@ -121,10 +124,8 @@ impl PartialOrd for Decoding {
 }
 impl Ord for Decoding {
     fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .finish_v
-            .total_cmp(&self.finish_v)
-            .then_with(|| other.arrival.total_cmp(&self.arrival))
+        // Finish points are ≥ 0, where the bits of an f64 order like its value.
+        other.finish_v.to_bits().cmp(&self.finish_v.to_bits())
     }
 }
 
@@ -192,7 +193,7 @@ impl Replica {
             self.busy += dt;
         } else if !self.decode.is_empty() {
             self.busy += dt;
-            self.v += dt / p.step[self.decode.len()];
+            self.v += dt * p.rate[self.decode.len()];
         }
         self.last = now;
     }
@@ -294,6 +295,7 @@ impl Replica {
             if head.arrival + p.queue_timeout < now {
                 self.waiting.pop_front();
                 rec.dequeued(1);
+                rec.waited(p.queue_timeout);
                 rec.timed_out(1);
                 continue;
             }
@@ -305,6 +307,7 @@ impl Replica {
             }
             self.waiting.pop_front();
             rec.dequeued(1);
+            rec.waited(now - head.arrival);
             self.kv_reserved += need;
             if self.prefill.is_empty() {
                 self.prefill_end = now + f64::from(head.input) * p.prefill_seconds_per_token;
@@ -321,13 +324,17 @@ impl Replica {
             }
             self.waiting.pop_front();
             rec.dequeued(1);
+            rec.waited(p.queue_timeout);
             rec.timed_out(1);
         }
     }
 
     /// Kills everything the replica holds (end of the termination grace period).
-    pub fn abort_all(&mut self, rec: &mut Recorder) {
+    pub fn abort_all(&mut self, now: f64, rec: &mut Recorder) {
         let queued = self.waiting.len() as u64;
+        for q in &self.waiting {
+            rec.waited(now - q.arrival);
+        }
         rec.dequeued(queued);
         rec.aborted(queued + (self.prefill.len() + self.decode.len()) as u64);
         self.waiting.clear();
@@ -389,10 +396,12 @@ mod tests {
     use crate::stats::Slo;
 
     fn params() -> ServerParams {
+        let step = vec![0.01, 0.01, 0.012, 0.014, 0.016];
         ServerParams {
             max_batch: 4,
             prefill_seconds_per_token: 0.001,
-            step: vec![0.01, 0.01, 0.012, 0.014, 0.016],
+            rate: step.iter().map(|t| 1.0 / t).collect(),
+            step,
             kv_capacity: 1000,
             queue_timeout: 10.0,
         }
@@ -415,7 +424,16 @@ mod tests {
         let p = params();
         let mut rec = Recorder::new(Slo::default());
         let mut r = Replica::new(0.0);
-        r.arrive(Queued { arrival: 0.0, input: 100, output: 11 }, 0.0, &p, &mut rec);
+        r.arrive(
+            Queued {
+                arrival: 0.0,
+                input: 100,
+                output: 11,
+            },
+            0.0,
+            &p,
+            &mut rec,
+        );
         let end = run_until_idle(&mut r, &p, &mut rec);
         let (ttft, e2e) = p.service_time(100, 11);
         assert!((end - e2e).abs() < 1e-9, "{end} vs {e2e}");
@@ -433,7 +451,16 @@ mod tests {
         let mut rec = Recorder::new(Slo::default());
         let mut r = Replica::new(0.0);
         for _ in 0..2 {
-            r.arrive(Queued { arrival: 0.0, input: 10, output: 101 }, 0.0, &p, &mut rec);
+            r.arrive(
+                Queued {
+                    arrival: 0.0,
+                    input: 10,
+                    output: 101,
+                },
+                0.0,
+                &p,
+                &mut rec,
+            );
         }
         let end = run_until_idle(&mut r, &p, &mut rec);
         // Prefills of 10 ms run back to back (decoding pauses meanwhile), then both
@@ -450,7 +477,16 @@ mod tests {
         let mut r = Replica::new(0.0);
         // Each needs 400 tokens of KV: only two fit in 1000.
         for _ in 0..3 {
-            r.arrive(Queued { arrival: 0.0, input: 200, output: 200 }, 0.0, &p, &mut rec);
+            r.arrive(
+                Queued {
+                    arrival: 0.0,
+                    input: 200,
+                    output: 200,
+                },
+                0.0,
+                &p,
+                &mut rec,
+            );
         }
         assert_eq!(r.running(), 2);
         assert_eq!(r.waiting(), 1);
@@ -467,9 +503,27 @@ mod tests {
         let mut r = Replica::new(0.0);
         // Two long requests fill the KV cache for ~6 s; the third waits and times out.
         for _ in 0..2 {
-            r.arrive(Queued { arrival: 0.0, input: 10, output: 490 }, 0.0, &p, &mut rec);
+            r.arrive(
+                Queued {
+                    arrival: 0.0,
+                    input: 10,
+                    output: 490,
+                },
+                0.0,
+                &p,
+                &mut rec,
+            );
         }
-        r.arrive(Queued { arrival: 0.0, input: 10, output: 10 }, 0.0, &p, &mut rec);
+        r.arrive(
+            Queued {
+                arrival: 0.0,
+                input: 10,
+                output: 10,
+            },
+            0.0,
+            &p,
+            &mut rec,
+        );
         run_until_idle(&mut r, &p, &mut rec);
         assert_eq!(rec.completed, 2);
         assert_eq!(rec.timed_out, 1);

@@ -34,9 +34,9 @@ impl Slo {
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut slo = Self::default();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = part
-                .split_once('=')
-                .ok_or_else(|| format!("--slo: expected key=value, found `{part}` (e.g. ttft=2s,e2e=30s)"))?;
+            let (k, v) = part.split_once('=').ok_or_else(|| {
+                format!("--slo: expected key=value, found `{part}` (e.g. ttft=2s,e2e=30s)")
+            })?;
             match k.trim() {
                 "ttft" => slo.ttft = parse_duration(v).map_err(|e| format!("--slo ttft: {e}"))?,
                 "e2e" | "latency" => {
@@ -92,6 +92,9 @@ pub struct Recorder {
     /// Requests waiting in any queue right now.
     pub queued: u64,
     pub peak_queued: u64,
+    /// Σ and count of the time requests waited before admission (or before timing out).
+    pub queue_wait_sum: f64,
+    pub queue_waits: u64,
 }
 
 impl Recorder {
@@ -110,6 +113,8 @@ impl Recorder {
             step_ttft: Coarse::new(),
             queued: 0,
             peak_queued: 0,
+            queue_wait_sum: 0.0,
+            queue_waits: 0,
         }
     }
 
@@ -138,6 +143,13 @@ impl Recorder {
         self.queued -= n;
     }
 
+    /// A request left its queue after waiting `secs` (admitted or timed out).
+    #[inline]
+    pub fn waited(&mut self, secs: f64) {
+        self.queue_wait_sum += secs;
+        self.queue_waits += 1;
+    }
+
     #[inline]
     pub fn timed_out(&mut self, n: u64) {
         self.timed_out += n;
@@ -163,7 +175,11 @@ mod tests {
         assert_eq!((s.ttft, s.e2e, s.goal), (0.5, 60.0, 0.95));
         let s = Slo::parse("ttft=1s").expect("valid");
         assert_eq!((s.ttft, s.e2e), (1.0, 30.0));
-        assert!(Slo::parse("tpot=5ms").unwrap_err().contains("unknown key `tpot`"));
+        assert!(
+            Slo::parse("tpot=5ms")
+                .expect_err("invalid")
+                .contains("unknown key `tpot`")
+        );
         assert!(Slo::parse("goal=150%").is_err());
     }
 

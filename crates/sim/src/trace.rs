@@ -169,9 +169,9 @@ fn parse_row(
     match kind {
         TraceKind::Envelope => {
             let i = cols.rate.expect("an envelope has a rate column");
-            let rate: f64 = get(i).parse().map_err(|_| {
-                err(format!("requests_per_second: not a number: `{}`", get(i)))
-            })?;
+            let rate: f64 = get(i)
+                .parse()
+                .map_err(|_| err(format!("requests_per_second: not a number: `{}`", get(i))))?;
             if !(rate.is_finite() && rate >= 0.0) {
                 return Err(err(format!(
                     "requests_per_second: must be a non-negative number, found `{}`",
@@ -264,7 +264,10 @@ pub fn scan(source: &TraceSource) -> Result<TraceInfo, TraceError> {
             return Err(TraceError {
                 file,
                 line: line_no,
-                message: format!("timestamp_seconds {} repeats: each window starts later than the one before", row.t),
+                message: format!(
+                    "timestamp_seconds {} repeats: each window starts later than the one before",
+                    row.t
+                ),
             });
         }
         last = row.t;
@@ -322,6 +325,10 @@ fn read_line<'a>(
     }
 }
 
+/// One row of a per-request trace: its timestamp, and (input, output) tokens when the
+/// trace has them.
+pub type TraceRequest = (f64, Option<(u32, u32)>);
+
 /// Streams the requests of a checked per-request trace.
 pub struct RequestReader {
     reader: Box<dyn BufRead + Send>,
@@ -374,7 +381,7 @@ impl RequestReader {
     /// # Errors
     /// A malformed line (cannot happen after a successful [`scan`] of the same file,
     /// unless the file changed in between).
-    pub fn next_request(&mut self) -> Result<Option<(f64, Option<(u32, u32)>)>, TraceError> {
+    pub fn next_request(&mut self) -> Result<Option<TraceRequest>, TraceError> {
         loop {
             self.line_no += 1;
             let Some(text) = read_line(&mut self.reader, &mut self.buf, &self.file, self.line_no)?
@@ -430,10 +437,19 @@ mod tests {
         let e = scan_text("timestamp_seconds,input_tokens,output_tokens\n0,10,5\n1.5,abc,3\n")
             .expect_err("bad token");
         assert_eq!(e.line, 3);
-        assert!(e.to_string().contains(":3: input_tokens: not a whole number of tokens: `abc`"), "{e}");
+        assert!(
+            e.to_string()
+                .contains(":3: input_tokens: not a whole number of tokens: `abc`"),
+            "{e}"
+        );
 
-        let e = scan_text("timestamp_seconds,input_tokens,output_tokens\n0,10\n").expect_err("short");
-        assert!(e.to_string().ends_with(":2: expected 3 fields, found 2: `0,10`"), "{e}");
+        let e =
+            scan_text("timestamp_seconds,input_tokens,output_tokens\n0,10\n").expect_err("short");
+        assert!(
+            e.to_string()
+                .ends_with(":2: expected 3 fields, found 2: `0,10`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -447,15 +463,19 @@ mod tests {
     fn a_missing_column_names_the_column_and_the_header() {
         let e = scan_text("time,input_tokens\n0,1\n").expect_err("no timestamp");
         assert_eq!(e.line, 1);
-        assert!(e.message.contains("missing column `timestamp_seconds`"), "{e}");
+        assert!(
+            e.message.contains("missing column `timestamp_seconds`"),
+            "{e}"
+        );
         let e = scan_text("timestamp_seconds,input_tokens\n0,1\n").expect_err("no output");
         assert!(e.message.contains("missing column `output_tokens`"), "{e}");
     }
 
     #[test]
     fn an_envelope_is_recognised_by_its_rate_column() {
-        let info = scan_text("timestamp_seconds,requests_per_second,active_clients\n0,2.5,3\n600,4,3\n")
-            .expect("valid");
+        let info =
+            scan_text("timestamp_seconds,requests_per_second,active_clients\n0,2.5,3\n600,4,3\n")
+                .expect("valid");
         assert_eq!(info.kind, TraceKind::Envelope);
         assert_eq!(*info.windows, vec![(0.0, 2.5), (600.0, 4.0)]);
     }

@@ -38,9 +38,9 @@ impl ArrivalProcess {
         }
         if let Some(rest) = s.strip_prefix("gamma:") {
             let v = rest.strip_prefix("cv=").unwrap_or(rest);
-            let cv: f64 = v
-                .parse()
-                .map_err(|_| format!("gamma: the coefficient of variation `{v}` is not a number"))?;
+            let cv: f64 = v.parse().map_err(|_| {
+                format!("gamma: the coefficient of variation `{v}` is not a number")
+            })?;
             if !(cv.is_finite() && cv > 0.0) {
                 return Err("gamma: the coefficient of variation must be positive".into());
             }
@@ -62,12 +62,30 @@ impl ArrivalProcess {
 /// A synthetic load shape (requests per second over time).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Pattern {
-    Constant { rate: f64 },
-    Step { from: f64, to: f64, at: f64 },
-    Ramp { from: f64, to: f64 },
-    Spike { base: f64, peak: f64, at: f64, len: f64 },
+    Constant {
+        rate: f64,
+    },
+    Step {
+        from: f64,
+        to: f64,
+        at: f64,
+    },
+    Ramp {
+        from: f64,
+        to: f64,
+    },
+    Spike {
+        base: f64,
+        peak: f64,
+        at: f64,
+        len: f64,
+    },
     /// Diurnal: starts at the trough, `mean - amplitude`, peaks half a period later.
-    Sine { mean: f64, amplitude: f64, period: f64 },
+    Sine {
+        mean: f64,
+        amplitude: f64,
+        period: f64,
+    },
 }
 
 /// The pattern syntax, for help and errors.
@@ -105,10 +123,11 @@ impl Pattern {
         }
         let get = |k: &str| kv.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
         let rate = |k: &str| -> std::result::Result<f64, String> {
-            let v = get(k).ok_or_else(|| format!("pattern `{kind}` needs `{k}=` (requests per second)"))?;
-            let r: f64 = v
-                .parse()
-                .map_err(|_| format!("pattern `{kind}`: {k}=`{v}` is not a number of requests per second"))?;
+            let v = get(k)
+                .ok_or_else(|| format!("pattern `{kind}` needs `{k}=` (requests per second)"))?;
+            let r: f64 = v.parse().map_err(|_| {
+                format!("pattern `{kind}`: {k}=`{v}` is not a number of requests per second")
+            })?;
             if r.is_finite() && r >= 0.0 {
                 Ok(r)
             } else {
@@ -123,7 +142,9 @@ impl Pattern {
         let default_duration = 3600.0;
         Ok(match kind {
             "constant" => (
-                Self::Constant { rate: rate("rate")? },
+                Self::Constant {
+                    rate: rate("rate")?,
+                },
                 duration.unwrap_or(default_duration),
             ),
             "step" => {
@@ -212,7 +233,12 @@ impl Pattern {
         match *self {
             Self::Constant { rate } => format!("constant {} req/s", r(rate)),
             Self::Step { from, to, at } => {
-                format!("step {} → {} req/s at {}", r(from), r(to), format_duration(at))
+                format!(
+                    "step {} → {} req/s at {}",
+                    r(from),
+                    r(to),
+                    format_duration(at)
+                )
             }
             Self::Ramp { from, to } => format!("ramp {} → {} req/s", r(from), r(to)),
             Self::Spike {
@@ -317,9 +343,18 @@ impl TokenMix {
 
 #[derive(Debug, Clone)]
 enum Source {
-    Replay { info: TraceInfo, period: f64 },
-    Envelope { windows: Arc<Vec<(f64, f64, f64)>>, span: f64 },
-    Pattern { pattern: Pattern, span: f64 },
+    Replay {
+        info: TraceInfo,
+        period: f64,
+    },
+    Envelope {
+        windows: Arc<Vec<(f64, f64, f64)>>,
+        span: f64,
+    },
+    Pattern {
+        pattern: Pattern,
+        span: f64,
+    },
 }
 
 /// Traffic, checked and ready to generate arrivals any number of times.
@@ -344,7 +379,9 @@ impl Traffic {
     /// A bad traffic file (`file:line: message`), pattern or option.
     pub fn prepare(spec: &TrafficSpec, options: TrafficOptions) -> Result<Traffic> {
         if !(options.time_scale.is_finite() && options.time_scale > 0.0) {
-            return Err(Error::Traffic("--time-scale must be a positive number".into()));
+            return Err(Error::Traffic(
+                "--time-scale must be a positive number".into(),
+            ));
         }
         if options.loops == 0 {
             return Err(Error::Traffic("--loop must be at least 1".into()));
@@ -374,7 +411,11 @@ impl Traffic {
                             src.name(),
                             group_thousands(info.rows),
                             format_duration(period),
-                            if tokens { "" } else { "; sizes from the embedded Azure trace" }
+                            if tokens {
+                                ""
+                            } else {
+                                "; sizes from the embedded Azure trace"
+                            }
                         );
                         let expected = info.rows as f64 * loops;
                         (
@@ -488,9 +529,11 @@ impl Traffic {
                 *span,
                 self.options.arrivals,
             )),
-            Source::Pattern { pattern, span } => {
-                ArrivalsKind::Rate(RateGen::new(Shape::Pattern(*pattern), *span, self.options.arrivals))
-            }
+            Source::Pattern { pattern, span } => ArrivalsKind::Rate(RateGen::new(
+                Shape::Pattern(*pattern),
+                *span,
+                self.options.arrivals,
+            )),
         };
         Ok(Arrivals {
             kind,
@@ -535,12 +578,9 @@ impl Shape {
                 let edges: &[f64] = &match *p {
                     Pattern::Constant { .. } => vec![0.0, span],
                     Pattern::Step { at, .. } => vec![0.0, at.clamp(0.0, span), span],
-                    Pattern::Spike { at, len, .. } => vec![
-                        0.0,
-                        at.clamp(0.0, span),
-                        (at + len).clamp(0.0, span),
-                        span,
-                    ],
+                    Pattern::Spike { at, len, .. } => {
+                        vec![0.0, at.clamp(0.0, span), (at + len).clamp(0.0, span), span]
+                    }
                     Pattern::Ramp { from, to } => {
                         let start = i as f64 * PATTERN_RESOLUTION;
                         if start >= span {
@@ -802,8 +842,11 @@ mod tests {
 
     #[test]
     fn time_scale_and_loops_stretch_and_repeat_a_trace() {
-        let base = Traffic::prepare(&TrafficSpec::Trace(TraceSource::Embedded), TrafficOptions::default())
-            .expect("valid");
+        let base = Traffic::prepare(
+            &TrafficSpec::Trace(TraceSource::Embedded),
+            TrafficOptions::default(),
+        )
+        .expect("valid");
         let fast = Traffic::prepare(
             &TrafficSpec::Trace(TraceSource::Embedded),
             TrafficOptions {
@@ -823,9 +866,21 @@ mod tests {
 
     #[test]
     fn patterns_reject_unknown_keys_and_kinds() {
-        assert!(Pattern::parse("constant:rat=3", None).unwrap_err().contains("no key `rat`"));
-        assert!(Pattern::parse("square:rate=3", None).unwrap_err().contains("unknown pattern"));
-        assert!(Pattern::parse("step:from=3", None).unwrap_err().contains("needs `to=`"));
+        assert!(
+            Pattern::parse("constant:rat=3", None)
+                .expect_err("invalid")
+                .contains("no key `rat`")
+        );
+        assert!(
+            Pattern::parse("square:rate=3", None)
+                .expect_err("invalid")
+                .contains("unknown pattern")
+        );
+        assert!(
+            Pattern::parse("step:from=3", None)
+                .expect_err("invalid")
+                .contains("needs `to=`")
+        );
         let (p, d) = Pattern::parse("sine:mean=10,amplitude=5,period=1h", None).expect("valid");
         assert_eq!(d, 3600.0);
         assert!((p.rate_at(0.0) - 5.0).abs() < 1e-9);

@@ -57,7 +57,9 @@ impl<'de> Deserialize<'de> for Seconds {
 pub fn parse_duration(text: &str) -> Result<f64, String> {
     let s = text.trim();
     let err = || {
-        format!("invalid duration {text:?}: write a number with a unit, e.g. 15s, 5m, 1h30m, 250ms, 14d")
+        format!(
+            "invalid duration {text:?}: write a number with a unit, e.g. 15s, 5m, 1h30m, 250ms, 14d"
+        )
     };
     if s.is_empty() {
         return Err(err());
@@ -150,7 +152,7 @@ pub fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -142,7 +142,7 @@ fn pod(out: &mut String, rng: &mut Lcg, prefix: &str, pod: usize, help: bool) {
 /// colons); the bytes are otherwise the same.
 pub fn generate(target_bytes: usize, colon_free: bool) -> String {
     let prefix = if colon_free { "vllm_" } else { "vllm:" };
-    let mut rng = Lcg(0x5eed_0f_f1ee7);
+    let mut rng = Lcg(0x05ee_d0ff_1ee7);
     let mut out = String::with_capacity(target_bytes + 64 * 1024);
     let mut n = 0;
     while out.len() < target_bytes {

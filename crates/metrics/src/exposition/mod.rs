@@ -223,6 +223,9 @@ impl fmt::Debug for Labels<'_> {
     }
 }
 
+/// A label's name and value, unescaped.
+pub type LabelPair<'a> = (Cow<'a, str>, Cow<'a, str>);
+
 /// Iterator over the pairs of [`Labels`].
 #[derive(Debug, Clone)]
 pub struct LabelIter<'a> {
@@ -231,7 +234,7 @@ pub struct LabelIter<'a> {
 }
 
 impl<'a> Iterator for LabelIter<'a> {
-    type Item = (Cow<'a, str>, Cow<'a, str>);
+    type Item = LabelPair<'a>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let (pair, next) = parse::next_label(self.raw, self.pos)?;
@@ -257,6 +260,12 @@ pub struct ParseError {
 /// The first malformed line, as a [`ParseError`].
 pub fn parse(src: &str, format: Format) -> Result<Vec<Entry<'_>>, ParseError> {
     Parser::new(src, format).collect()
+}
+
+/// Reads a sample value as the formats (and Prometheus's JSON API) write it: a Go
+/// float, `NaN`, `+Inf`, `-Inf`.
+pub fn parse_value(s: &str) -> Option<f64> {
+    parse::parse_float(s)
 }
 
 /// Whether `name` is a metric name that needs no quotes (`[a-zA-Z_:][a-zA-Z0-9_:]*`).

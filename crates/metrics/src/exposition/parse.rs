@@ -2,7 +2,7 @@
 //! slicing at one never splits a UTF-8 character.
 use std::borrow::Cow;
 
-use super::{Entry, Exemplar, Format, Labels, MetricType, ParseError, Sample};
+use super::{Entry, Exemplar, Format, LabelPair, Labels, MetricType, ParseError, Sample};
 
 const METRIC_START: u8 = 1;
 const METRIC_CHAR: u8 = 2;
@@ -605,7 +605,7 @@ fn unescape(raw: &str, quote: bool) -> Cow<'_, str> {
 
 /// The next label of a validated label text from byte `pos`, and where the one after
 /// starts. `None` at the end (or, which validation rules out, on malformed text).
-pub(super) fn next_label(raw: &str, pos: usize) -> Option<((Cow<'_, str>, Cow<'_, str>), usize)> {
+pub(super) fn next_label(raw: &str, pos: usize) -> Option<(LabelPair<'_>, usize)> {
     let b = raw.as_bytes();
     let end = b.len();
     let mut i = pos;

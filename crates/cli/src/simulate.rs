@@ -1,0 +1,331 @@
+//! `podscale simulate`: replay traffic through the engine over simulated replicas.
+//! Argument handling, the progress bar and output files; the simulation is
+//! `podscale-sim`.
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use clap::{Args as ClapArgs, ValueEnum};
+use podscale_sim::model::DEFAULT_MODEL_YAML;
+use podscale_sim::render::{self, Header};
+use podscale_sim::replica::ServerParams;
+use podscale_sim::units::{format_duration, group_thousands, parse_duration, trim_float};
+use podscale_sim::{
+    ArrivalProcess, Model, Oracle, Policy, RunOutput, SimConfig, Slo, TraceSource, Traffic,
+    TrafficOptions, TrafficSpec,
+};
+
+/// Output format of `simulate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Summary table (and sparklines when no file is written).
+    Text,
+    /// The summary as JSON: one object, or an array when comparing.
+    Json,
+}
+
+/// `podscale simulate` arguments.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// HPA manifests to simulate (default: the embedded seed CPU + memory manifest).
+    /// Several files, or a file with several HPAs, are compared on the same traffic.
+    #[arg(value_name = "MANIFEST")]
+    manifests: Vec<String>,
+    /// Report the manifests side by side (implied by more than one).
+    #[arg(long)]
+    compare: bool,
+    /// Traffic file: a per-request trace (timestamp_seconds[,input_tokens,output_tokens])
+    /// or a rate envelope (timestamp_seconds,requests_per_second). Default: the embedded
+    /// Azure LLM 2023 conversation trace (1 hour).
+    #[arg(short, long, value_name = "FILE", conflicts_with = "pattern")]
+    trace: Option<PathBuf>,
+    /// Synthetic traffic instead of a trace: constant:rate=R | step:from=R,to=R[,at=T] |
+    /// ramp:from=R,to=R | spike:base=R,peak=R[,at=T][,for=T] |
+    /// sine:mean=R[,amplitude=R][,period=T] (R in requests/s).
+    #[arg(short, long, value_name = "SPEC")]
+    pattern: Option<String>,
+    /// How long a pattern runs (default 1h; a sine's period), or where a trace is cut.
+    #[arg(short, long, value_name = "DURATION", value_parser = parse_secs)]
+    duration: Option<f64>,
+    /// How arrivals are drawn from a rate (envelope or pattern): poisson or gamma:CV.
+    #[arg(long, value_name = "PROCESS", default_value = "poisson", value_parser = ArrivalProcess::parse)]
+    arrivals: ArrivalProcess,
+    /// Multiply every time of the traffic (0.5 plays it twice as fast, at twice the rate).
+    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    time_scale: f64,
+    /// Play the traffic N times back to back.
+    #[arg(long = "loop", value_name = "N", default_value_t = 1)]
+    loops: u32,
+    /// Seed of every random draw (arrivals, request sizes, start-up times).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Server model file (YAML), merged over the defaults; see --print-model.
+    #[arg(short, long, value_name = "FILE")]
+    model: Option<PathBuf>,
+    /// Print the default server model, every field documented, and exit.
+    #[arg(long)]
+    print_model: bool,
+    /// Service-level objective: ttft=DUR,e2e=DUR[,goal=PCT] (goal: the share the oracle
+    /// must serve within it).
+    #[arg(long, value_name = "SPEC", default_value = "ttft=2s,e2e=30s,goal=99%", value_parser = Slo::parse)]
+    slo: Slo,
+    /// Price of one replica-hour, for the cost line.
+    #[arg(long, value_name = "USD", default_value_t = 1.0)]
+    cost_per_replica_hour: f64,
+    /// Ready replicas at the start (default: what the oracle needs for the first five
+    /// minutes, within minReplicas..maxReplicas, as if the HPA had been running).
+    #[arg(long, value_name = "N")]
+    initial_replicas: Option<u32>,
+    /// Override the controller's sync period (0: an ideal controller, every second).
+    #[arg(long, value_name = "DURATION", value_parser = parse_secs)]
+    sync_period: Option<f64>,
+    /// Override the Prometheus scrape interval and metrics-server resolution (0: sample
+    /// at each sync).
+    #[arg(long, value_name = "DURATION", value_parser = parse_secs)]
+    scrape_interval: Option<f64>,
+    /// Time step of the series, charts and sparklines (default: about 1,500 steps).
+    #[arg(long, value_name = "DURATION", value_parser = parse_secs)]
+    step: Option<f64>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+    /// Write the time series (one row per step and policy) to this CSV file.
+    #[arg(long, value_name = "FILE.csv")]
+    series: Option<PathBuf>,
+    /// Write a self-contained HTML report with SVG charts to this file.
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    parse_duration(s)
+}
+
+pub fn run(args: &Args) -> Result<ExitCode> {
+    if args.print_model {
+        print!("{DEFAULT_MODEL_YAML}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut model = match &args.model {
+        Some(path) => {
+            let source = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Model::load(Some(&source), &path.display().to_string())?
+        }
+        None => Model::default_model(),
+    };
+    if let Some(p) = args.sync_period {
+        model.controller.sync_period = podscale_sim::units::Seconds(p);
+    }
+    if let Some(s) = args.scrape_interval {
+        model.pipeline.prometheus.scrape_interval = podscale_sim::units::Seconds(s);
+        model.pipeline.metrics_server.resolution = podscale_sim::units::Seconds(s);
+    }
+
+    let mut policies = Vec::new();
+    if args.manifests.is_empty() {
+        policies.push(Policy::embedded());
+    }
+    for m in &args.manifests {
+        policies.extend(Policy::load(m)?);
+    }
+    if args.compare && policies.len() < 2 {
+        anyhow::bail!(
+            "--compare needs at least two policies: give several manifests, e.g. \
+             `podscale simulate --compare a.yaml b.yaml`"
+        );
+    }
+    podscale_sim::policy::dedup_names(&mut policies);
+
+    let spec = match (&args.trace, &args.pattern) {
+        (_, Some(p)) => TrafficSpec::Pattern(p.clone()),
+        (Some(t), None) => TrafficSpec::Trace(TraceSource::Path(t.clone())),
+        (None, None) => TrafficSpec::Trace(TraceSource::Embedded),
+    };
+    let traffic = Traffic::prepare(
+        &spec,
+        TrafficOptions {
+            time_scale: args.time_scale,
+            loops: args.loops,
+            arrivals: args.arrivals,
+            seed: args.seed,
+            duration: args.duration,
+        },
+    )?;
+
+    let cfg = SimConfig {
+        model,
+        slo: args.slo,
+        cost_per_replica_hour: args.cost_per_replica_hour,
+        step: args.step,
+        initial_replicas: args.initial_replicas,
+        seed: args.seed,
+    };
+    // Check every policy against the model before spending time on any run.
+    for p in &policies {
+        podscale_sim::pipeline::MetricPlan::for_hpa(&p.hpa, &cfg.model, &p.name)?;
+    }
+    let params = ServerParams::from_model(&cfg.model);
+    let oracle = Oracle::calibrate(&params, &traffic.mix, &cfg.slo, cfg.seed);
+
+    let runs = run_all(&policies, &traffic, &cfg, oracle)?;
+
+    let header = Header {
+        traffic: traffic.description.clone(),
+        model: cfg.model.describe(),
+        slo: cfg.slo.describe(),
+        oracle: format!(
+            "one replica serves {} req/s within the SLO ({})",
+            trim_float(oracle.capacity, 2),
+            traffic.mix.origin
+        ),
+        seed: cfg.seed,
+    };
+    if let Some(path) = &args.series {
+        let series: Vec<_> = runs.iter().map(|r| &r.series).collect();
+        std::fs::write(path, podscale_sim::series::to_csv(&series))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.report {
+        let html = podscale_sim::report::html(&runs, &header)
+            .map_err(|e| anyhow::anyhow!("cannot draw the report: {e}"))?;
+        std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    match args.output {
+        Format::Json => {
+            let text = if runs.len() == 1 {
+                serde_json::to_string_pretty(&runs[0].summary)?
+            } else {
+                let all: Vec<_> = runs.iter().map(|r| &r.summary).collect();
+                serde_json::to_string_pretty(&all)?
+            };
+            println!("{text}");
+        }
+        Format::Text => {
+            print!("{}", render::table(&runs, &header));
+            print!("\n{}", render::verdicts(&runs));
+            if args.series.is_none() && args.report.is_none() {
+                print!("{}", render::sparklines(&runs, 64));
+            }
+            if args.manifests.is_empty() {
+                println!(
+                    "\nNext: compare policies on the same traffic, with charts:\n  podscale simulate \
+                     --compare examples/manifests/inference-hpa-resource.yaml \
+                     examples/manifests/inference-hpa-custom.yaml --report report.html"
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs every policy (in parallel, one thread each) with a progress bar on stderr.
+fn run_all(
+    policies: &[Policy],
+    traffic: &Traffic,
+    cfg: &SimConfig,
+    oracle: Oracle,
+) -> Result<Vec<RunOutput>> {
+    let progress: Vec<AtomicU64> = policies.iter().map(|_| AtomicU64::new(0)).collect();
+    let started = Instant::now();
+    let mut bar = Bar::new(traffic);
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = policies
+            .iter()
+            .zip(&progress)
+            .map(|(p, done)| {
+                scope.spawn(move || {
+                    podscale_sim::run(p, traffic, cfg, oracle, &mut |f| {
+                        done.store(f.to_bits(), Ordering::Relaxed);
+                    })
+                })
+            })
+            .collect();
+        while !handles
+            .iter()
+            .all(std::thread::ScopedJoinHandle::is_finished)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+            let fractions: Vec<f64> = progress
+                .iter()
+                .map(|a| f64::from_bits(a.load(Ordering::Relaxed)))
+                .collect();
+            bar.show(started.elapsed(), &fractions);
+        }
+        bar.clear();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a simulation thread does not panic"))
+            .collect::<Vec<_>>()
+    });
+    let mut out = Vec::new();
+    for r in results {
+        out.push(r?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let requests: u64 = out.iter().map(|r| r.summary.requests).sum();
+    if elapsed > 1.0 && std::io::stderr().is_terminal() {
+        eprintln!(
+            "simulated {} requests in {:.1}s ({} requests/s)",
+            group_thousands(requests),
+            elapsed,
+            group_thousands((requests as f64 / elapsed) as u64)
+        );
+    }
+    Ok(out)
+}
+
+/// A one-line progress bar on stderr: shown only on a terminal, and only once a run has
+/// taken more than a second.
+struct Bar {
+    enabled: bool,
+    shown: bool,
+    horizon: f64,
+}
+
+impl Bar {
+    fn new(traffic: &Traffic) -> Self {
+        Self {
+            enabled: std::io::stderr().is_terminal(),
+            shown: false,
+            horizon: traffic.horizon,
+        }
+    }
+
+    fn show(&mut self, elapsed: Duration, fractions: &[f64]) {
+        if !self.enabled || elapsed < Duration::from_secs(1) || fractions.is_empty() {
+            return;
+        }
+        let f = fractions.iter().sum::<f64>() / fractions.len() as f64;
+        let width = 30;
+        let filled = ((f * width as f64).round() as usize).min(width);
+        let eta = if f > 0.01 {
+            format!(
+                ", about {} left",
+                format_duration((elapsed.as_secs_f64() * (1.0 - f) / f).ceil())
+            )
+        } else {
+            String::new()
+        };
+        eprint!(
+            "\r[{}{}] {:>3}% of {} simulated{eta}   ",
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            (f * 100.0).floor(),
+            format_duration(self.horizon)
+        );
+        self.shown = true;
+    }
+
+    fn clear(&mut self) {
+        if self.shown {
+            eprint!("\r{}\r", " ".repeat(90));
+            self.shown = false;
+        }
+    }
+}
