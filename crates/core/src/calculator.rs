@@ -4,7 +4,7 @@
 //! Everything here is integer milli-unit arithmetic until the usage ratio, which is a
 //! float64 division of integers, as upstream. Integer overflow wraps where Go's int64
 //! arithmetic wraps, and saturates where upstream added explicit guards.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -23,16 +23,74 @@ pub struct Sample {
     pub window: i64,
 }
 
-/// Samples by pod name (`metricsclient.PodMetricsInfo`).
-pub type PodSamples = BTreeMap<String, Sample>;
+/// One metric's samples (`metricsclient.PodMetricsInfo`): a slot per listed pod, in
+/// the calculator's pod order, plus the samples of pods the selector did not list
+/// (superfluous metrics, which upstream's name-keyed map also holds). Indexing by pod
+/// rather than by name keeps a decision free of per-pod string allocations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodSamples {
+    pub by_pod: Vec<Option<Sample>>,
+    pub superfluous: Vec<(String, Sample)>,
+}
 
-/// How the pods fell into groups (`groupPods`).
+impl PodSamples {
+    /// No samples, for `pods` listed pods.
+    pub fn new(pods: usize) -> Self {
+        Self {
+            by_pod: vec![None; pods],
+            superfluous: Vec::new(),
+        }
+    }
+
+    /// Number of samples (`len(metrics)`).
+    pub fn len(&self) -> usize {
+        self.by_pod.iter().flatten().count() + self.superfluous.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every sample, listed pods first.
+    pub fn values(&self) -> impl Iterator<Item = &Sample> {
+        self.by_pod
+            .iter()
+            .flatten()
+            .chain(self.superfluous.iter().map(|(_, s)| s))
+    }
+
+    /// Records the sample of the pod called `name`; a later sample for the same pod
+    /// replaces an earlier one, as in upstream's map.
+    pub fn insert(&mut self, index: &PodIndex<'_>, name: &str, sample: Sample) {
+        if let Some(&i) = index.get(name) {
+            self.by_pod[i] = Some(sample);
+        } else if let Some(slot) = self.superfluous.iter_mut().find(|(n, _)| n == name) {
+            slot.1 = sample;
+        } else {
+            self.superfluous.push((name.to_string(), sample));
+        }
+    }
+}
+
+/// Pod names to their index in the calculator's pod list (first occurrence wins).
+pub type PodIndex<'a> = HashMap<&'a str, usize>;
+
+/// Builds the [`PodIndex`] of a pod list.
+pub fn pod_index<'a>(pods: &[&'a Pod]) -> PodIndex<'a> {
+    let mut index = HashMap::with_capacity(pods.len());
+    for (i, p) in pods.iter().enumerate() {
+        index.entry(p.name.as_str()).or_insert(i);
+    }
+    index
+}
+
+/// How the pods fell into groups (`groupPods`), as indexes into the pod list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodGroups {
     pub ready_count: usize,
-    pub unready: BTreeSet<String>,
-    pub missing: BTreeSet<String>,
-    pub ignored: BTreeSet<String>,
+    pub unready: Vec<usize>,
+    pub missing: Vec<usize>,
+    pub ignored: Vec<usize>,
 }
 
 /// Which rule produced a proposal: what `explain` reports.
@@ -106,6 +164,8 @@ pub struct PlainProposal {
 #[derive(Debug, Clone, Copy)]
 pub struct ReplicaCalculator<'a> {
     pub pods: &'a [&'a Pod],
+    /// `pods` by name, to place samples.
+    pub index: &'a PodIndex<'a>,
     pub tolerances: Tolerances,
     pub now: Timestamp,
     pub cpu_initialization_period: SignedDuration,
@@ -133,17 +193,17 @@ impl ReplicaCalculator<'_> {
     /// `groupPods`.
     pub fn group_pods(&self, samples: &PodSamples, resource: &str) -> PodGroups {
         let mut g = PodGroups::default();
-        for pod in self.pods {
+        for (i, pod) in self.pods.iter().enumerate() {
             if pod.deletion_timestamp.is_some() || pod.phase == "Failed" {
-                g.ignored.insert(pod.name.clone());
+                g.ignored.push(i);
                 continue;
             }
             if pod.phase == "Pending" {
-                g.unready.insert(pod.name.clone());
+                g.unready.push(i);
                 continue;
             }
-            let Some(sample) = samples.get(&pod.name) else {
-                g.missing.insert(pod.name.clone());
+            let Some(sample) = samples.by_pod.get(i).copied().flatten() else {
+                g.missing.push(i);
                 continue;
             };
             if resource == "cpu" {
@@ -164,7 +224,7 @@ impl ReplicaCalculator<'_> {
                     }
                 };
                 if unready {
-                    g.unready.insert(pod.name.clone());
+                    g.unready.push(i);
                     continue;
                 }
             }
@@ -174,16 +234,11 @@ impl ReplicaCalculator<'_> {
     }
 
     /// `calculateRequests`: each listed pod's request for the resource, in milli-units.
-    pub fn requests(
-        &self,
-        resource: &str,
-        container: &str,
-    ) -> Result<BTreeMap<String, i64>, String> {
-        let mut out = BTreeMap::new();
-        for pod in self.pods {
-            out.insert(pod.name.clone(), pod_request(pod, resource, container)?);
-        }
-        Ok(out)
+    pub fn requests(&self, resource: &str, container: &str) -> Result<Vec<i64>, String> {
+        self.pods
+            .iter()
+            .map(|pod| pod_request(pod, resource, container))
+            .collect()
     }
 
     /// `GetResourceReplicas`: a utilization target.
@@ -197,7 +252,7 @@ impl ReplicaCalculator<'_> {
     ) -> Result<ResourceProposal, String> {
         // Requests are computed only once samples are known to remain, so a pod without
         // metrics reports "did not receive metrics" before "missing request", as upstream.
-        let mut requests: Option<BTreeMap<String, i64>> = None;
+        let mut requests: Option<Vec<i64>> = None;
         let mut measure = |samples: &PodSamples| -> Result<(f64, (i32, i64)), String> {
             let requests = match &requests {
                 Some(r) => r,
@@ -211,15 +266,10 @@ impl ReplicaCalculator<'_> {
         // scale-down (or at the target, if the target is above 100 %), and at 0 on a
         // scale-up; at a ratio of exactly 1 nothing is filled in.
         let fallback = i64::from(target_utilization.max(100));
-        let request_of = |name: &str| {
-            self.pods
-                .iter()
-                .find(|p| p.name == name)
-                .map(|p| pod_request(p, resource, container))
-        };
-        let fill = |name: &str, ratio: f64| -> i64 {
+        let fill = |pod: usize, ratio: f64| -> i64 {
             if ratio < 1.0 {
-                let request = request_of(name).and_then(Result::ok).unwrap_or(0);
+                // Requests were computed (and succeeded) before any pod is filled in.
+                let request = pod_request(self.pods[pod], resource, container).unwrap_or(0);
                 request.wrapping_mul(fallback) / 100
             } else {
                 0
@@ -256,7 +306,7 @@ impl ReplicaCalculator<'_> {
         // Missing pods count as exactly the target on a scale-down and 0 on a scale-up;
         // at a ratio of exactly 1 nothing is filled in (upstream
         // `TestPlainMetricReplicaCalcMissingMetricsNoChangeEq`).
-        let fill = |_: &str, ratio: f64| if ratio < 1.0 { target_usage } else { 0 };
+        let fill = |_: usize, ratio: f64| if ratio < 1.0 { target_usage } else { 0 };
         let (replicas, usage, detail) = self.propose(
             current_replicas,
             resource,
@@ -283,15 +333,15 @@ impl ReplicaCalculator<'_> {
         resource: &str,
         mut samples: PodSamples,
         measure: &mut Measure<'_, M>,
-        fill: impl Fn(&str, f64) -> i64,
+        fill: impl Fn(usize, f64) -> i64,
         scale_down_fill: &str,
     ) -> Result<(i32, M, Detail), String> {
         if self.pods.is_empty() {
             return Err(NO_PODS.into());
         }
         let groups = self.group_pods(&samples, resource);
-        for name in groups.ignored.iter().chain(&groups.unready) {
-            samples.remove(name);
+        for &i in groups.ignored.iter().chain(&groups.unready) {
+            samples.by_pod[i] = None;
         }
         if samples.is_empty() {
             return Err(NO_READY_METRICS.into());
@@ -311,8 +361,8 @@ impl ReplicaCalculator<'_> {
             return Ok((replicas, measured, detail));
         }
         if ratio != 1.0 && !groups.missing.is_empty() {
-            for name in &groups.missing {
-                samples.insert(name.clone(), filled(fill(name, ratio)));
+            for &i in &groups.missing {
+                samples.by_pod[i] = Some(filled(fill(i, ratio)));
             }
             let at = if ratio < 1.0 {
                 scale_down_fill
@@ -325,8 +375,8 @@ impl ReplicaCalculator<'_> {
             ));
         }
         if scale_up_with_unready {
-            for name in &groups.unready {
-                samples.insert(name.clone(), filled(0));
+            for &i in &groups.unready {
+                samples.by_pod[i] = Some(filled(0));
             }
             detail.assumed.push(format!(
                 "{} unready pod(s) assumed at 0 (scale-up)",
@@ -448,16 +498,15 @@ fn filled(value: i64) -> Sample {
 /// of pods with no request entry (superfluous metrics).
 pub fn utilization_ratio(
     samples: &PodSamples,
-    requests: &BTreeMap<String, i64>,
+    requests: &[i64],
     target_utilization: i32,
 ) -> Result<(f64, i32, i64), String> {
     let mut total: i64 = 0;
     let mut requests_total: i64 = 0;
     let mut n: i64 = 0;
-    for (name, s) in samples {
-        let Some(request) = requests.get(name) else {
-            continue;
-        };
+    // Superfluous samples have no request entry and are skipped.
+    for (s, request) in samples.by_pod.iter().zip(requests) {
+        let Some(s) = s else { continue };
         total = total.wrapping_add(s.value);
         requests_total = requests_total.wrapping_add(*request);
         n += 1;

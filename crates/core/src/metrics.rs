@@ -311,7 +311,7 @@ fn resource_metric(
         }
     };
     if let Some(avg) = target.average_value {
-        let samples = resource_samples(ctx.metrics, resource, container)
+        let samples = resource_samples(ctx, resource, container)
             .map_err(|e| format!("unable to get metrics for resource {resource}: {e}"))
             .and_then(|s| {
                 ctx.calc
@@ -335,7 +335,7 @@ fn resource_metric(
             "invalid resource metric source: neither an average utilization target nor an average value (usage) target was set".into(),
         ));
     };
-    let p = resource_samples(ctx.metrics, resource, container)
+    let p = resource_samples(ctx, resource, container)
         .map_err(|e| format!("unable to get metrics for resource {resource}: {e}"))
         .and_then(|s| {
             ctx.calc.resource_utilization(
@@ -367,11 +367,11 @@ fn resource_metric(
 
 /// `GetResourceMetric` with `getPodMetrics` / `getContainerMetrics`.
 fn resource_samples(
-    metrics: &ObservedMetrics,
+    ctx: &MetricContext<'_>,
     resource: &str,
     container: &str,
 ) -> Result<PodSamples, String> {
-    let list = match &metrics.resource {
+    let list = match &ctx.metrics.resource {
         Some(Fetched::Error { error }) => {
             return Err(format!(
                 "unable to fetch metrics from resource metrics API: {error}"
@@ -380,7 +380,7 @@ fn resource_samples(
         Some(Fetched::Data(list)) if !list.pods.is_empty() => list,
         _ => return Err("no metrics returned from resource metrics API".into()),
     };
-    let mut out = PodSamples::new();
+    let mut out = PodSamples::new(ctx.calc.pods.len());
     for pm in &list.pods {
         let value = if container.is_empty() {
             // A pod with no containers, or a container lacking the resource, has no sample.
@@ -404,7 +404,8 @@ fn resource_samples(
         };
         if let Some(value) = value {
             out.insert(
-                pm.name.clone(),
+                ctx.calc.index,
+                &pm.name,
                 Sample {
                     value,
                     timestamp: pm.timestamp,
@@ -428,7 +429,7 @@ fn pods_metric(
     labels::from_label_selector(metric.selector.as_ref())
         .map_err(|e| fail_same(reason, e.to_string()))?;
     let target_value = target.average_value.map_or(0, |q| q.milli_value());
-    let samples = pod_custom_samples(ctx.metrics, &metric.name)
+    let samples = pod_custom_samples(ctx, &metric.name)
         .map_err(|e| format!("unable to get metric {}: {e}", metric.name))
         .and_then(|s| ctx.calc.plain(ctx.spec_replicas, target_value, "", s))
         .map_err(|e| fail_same(reason, e))?;
@@ -451,8 +452,8 @@ fn pods_metric(
     })
 }
 
-fn pod_custom_samples(metrics: &ObservedMetrics, name: &str) -> Result<PodSamples, String> {
-    let entries = match &metrics.pods {
+fn pod_custom_samples(ctx: &MetricContext<'_>, name: &str) -> Result<PodSamples, String> {
+    let entries = match &ctx.metrics.pods {
         Some(Fetched::Error { error }) => {
             return Err(format!(
                 "unable to fetch metrics from custom metrics API: {error}"
@@ -461,29 +462,28 @@ fn pod_custom_samples(metrics: &ObservedMetrics, name: &str) -> Result<PodSample
         Some(Fetched::Data(entries)) => entries,
         None => return Err("no metrics returned from custom metrics API".into()),
     };
-    let items = entries
-        .iter()
-        .find(|e| e.metric_name == name)
-        .map(|e| &e.items);
-    let Some(items) = items.filter(|i| !i.is_empty()) else {
+    let entry = entries.iter().find(|e| e.metric_name == name);
+    if let Some(error) = entry.and_then(|e| e.error.as_ref()) {
+        return Err(format!(
+            "unable to fetch metrics from custom metrics API: {error}"
+        ));
+    }
+    let Some(items) = entry.map(|e| &e.items).filter(|i| !i.is_empty()) else {
         return Err("no metrics returned from custom metrics API".into());
     };
-    Ok(items
-        .iter()
-        .map(|i| {
-            let window = i.window_seconds.map_or(DEFAULT_METRIC_WINDOW_NANOS, |s| {
-                s.saturating_mul(1_000_000_000)
-            });
-            (
-                i.pod_name.clone(),
-                Sample {
-                    value: i.value.milli_value(),
-                    timestamp: i.timestamp,
-                    window,
-                },
-            )
-        })
-        .collect())
+    let mut out = PodSamples::new(ctx.calc.pods.len());
+    for i in items {
+        let window = i.window_seconds.map_or(DEFAULT_METRIC_WINDOW_NANOS, |s| {
+            s.saturating_mul(1_000_000_000)
+        });
+        let sample = Sample {
+            value: i.value.milli_value(),
+            timestamp: i.timestamp,
+            window,
+        };
+        out.insert(ctx.calc.index, &i.pod_name, sample);
+    }
+    Ok(out)
 }
 
 fn object_metric(
@@ -594,16 +594,18 @@ fn object_value(
                 || object.kind == "Namespace"
                 || e.described_object.name == object.name)
     };
-    entries
-        .iter()
-        .find(matches_object)
-        .map(|e| (e.value.milli_value(), e.timestamp))
-        .ok_or_else(|| {
-            format!(
-                "unable to fetch metrics from custom metrics API: the server could not find the metric {name} for {} {}",
-                object.kind, object.name
-            )
-        })
+    let entry = entries.iter().find(matches_object).ok_or_else(|| {
+        format!(
+            "unable to fetch metrics from custom metrics API: the server could not find the metric {name} for {} {}",
+            object.kind, object.name
+        )
+    })?;
+    if let Some(error) = &entry.error {
+        return Err(format!(
+            "unable to fetch metrics from custom metrics API: {error}"
+        ));
+    }
+    Ok((entry.value.milli_value(), entry.timestamp))
 }
 
 fn external_metric(
@@ -724,6 +726,11 @@ fn external_values(
     let entry = same_name()
         .find(|e| e.selector == metric.selector)
         .or_else(|| same_name().next());
+    if let Some(error) = entry.and_then(|e| e.error.as_ref()) {
+        return Err(format!(
+            "unable to fetch metrics from external metrics API: {error}"
+        ));
+    }
     match entry {
         Some(e) if !e.items.is_empty() => {
             Ok(e.items.iter().map(|i| i.value.milli_value()).collect())

@@ -146,6 +146,10 @@ pub struct PodsMetricValues {
     pub metric_name: String,
     #[serde(default)]
     pub items: Vec<PodMetricValue>,
+    /// The API call for this metric failed (podscale extension: one metric's error
+    /// while others of the same API succeeded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One pod's value of a custom metric.
@@ -167,7 +171,11 @@ pub struct ObjectMetricValue {
     #[serde(default)]
     pub described_object: DescribedObject,
     pub metric_name: String,
+    #[serde(default)]
     pub value: Quantity,
+    /// The API call for this metric failed (podscale extension, as for Pods metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     #[serde(default)]
     pub timestamp: Option<Timestamp>,
 }
@@ -193,6 +201,9 @@ pub struct ExternalMetricValues {
     pub selector: Option<LabelSelector>,
     #[serde(default)]
     pub items: Vec<ExternalMetricValue>,
+    /// The API call for this metric failed (podscale extension, as for Pods metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One external metric value.

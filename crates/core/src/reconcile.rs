@@ -8,7 +8,7 @@
 use jiff::{SignedDuration, Timestamp};
 
 use crate::api::{HorizontalPodAutoscaler, HorizontalPodAutoscalerStatus, MetricStatus};
-use crate::calculator::ReplicaCalculator;
+use crate::calculator::{ReplicaCalculator, pod_index};
 use crate::conditions::{self, Event, reasons};
 use crate::defaults;
 use crate::history::{History, Recommendation};
@@ -167,9 +167,11 @@ pub fn metric_stage(
         }
     };
     let pods = selected_pods(&observed.pods, &selector);
+    let index = pod_index(&pods);
     let ctx = MetricContext {
         calc: ReplicaCalculator {
             pods: &pods,
+            index: &index,
             tolerances: defaults::tolerances(hpa, settings),
             now,
             cpu_initialization_period: SignedDuration::from_secs(

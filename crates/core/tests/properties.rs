@@ -559,6 +559,7 @@ fn observed_metrics(pods: &[PodDraw], sources: &Sources, now: Timestamp) -> Obse
         .map(|(name, items)| PodsMetricValues {
             metric_name: (*name).into(),
             items,
+            error: None,
         })
         .collect();
     let external_values = EXTERNAL_METRICS
@@ -577,6 +578,7 @@ fn observed_metrics(pods: &[PodDraw], sources: &Sources, now: Timestamp) -> Obse
                         timestamp: Some(now),
                     })
                     .collect(),
+                error: None,
             })
         })
         .collect();

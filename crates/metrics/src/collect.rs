@@ -1249,9 +1249,13 @@ fn observed(
                 .or_default()
                 .push((r.name.clone(), e.clone()));
         }
+        // This metric's own failure travels with its entry, so the engine reports the
+        // real message even when other metrics of the same API answered.
+        let error = r.error.clone().filter(|_| !r.engine_reports_empty);
         match api {
             "pods" => pods.push(PodsMetricValues {
                 metric_name: r.name.clone(),
+                error,
                 items: r
                     .samples
                     .iter()
@@ -1271,19 +1275,32 @@ fn observed(
                     .as_ref()
                     .map(|o| o.described_object.clone())
                     .unwrap_or_default();
-                objects.extend(r.samples.first().map(|s| ObjectMetricValue {
-                    described_object: DescribedObject {
-                        api_version: target.api_version.clone(),
-                        kind: target.kind.clone(),
-                        name: target.name.clone(),
-                    },
-                    metric_name: r.name.clone(),
-                    value: s.quantity,
-                    timestamp: Some(s.timestamp),
-                }));
+                let described_object = DescribedObject {
+                    api_version: target.api_version.clone(),
+                    kind: target.kind.clone(),
+                    name: target.name.clone(),
+                };
+                if error.is_some() {
+                    objects.push(ObjectMetricValue {
+                        described_object,
+                        metric_name: r.name.clone(),
+                        value: Default::default(),
+                        timestamp: None,
+                        error,
+                    });
+                } else {
+                    objects.extend(r.samples.first().map(|s| ObjectMetricValue {
+                        described_object,
+                        metric_name: r.name.clone(),
+                        value: s.quantity,
+                        timestamp: Some(s.timestamp),
+                        error: None,
+                    }));
+                }
             }
             _ => externals.push(ExternalMetricValues {
                 metric_name: r.name.clone(),
+                error,
                 selector: spec
                     .external
                     .as_ref()
