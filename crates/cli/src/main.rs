@@ -25,9 +25,9 @@ struct Cli {
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
-    /// A decision explained for a person.
+    /// For a person (the default).
     Text,
-    /// The `explain` JSON of shared/spec/scenario.md.
+    /// JSON, for programs (`explain`: the output of the scenario spec, field for field).
     Json,
     /// The same data as YAML.
     Yaml,
