@@ -156,6 +156,7 @@ impl HpaController {
                         pods_values.push(PodsMetricValues {
                             metric_name: name.clone(),
                             items: Vec::new(),
+                            error: None,
                         });
                     }
                     let entry = &mut pods_values[n_pods_metrics];
@@ -215,6 +216,7 @@ impl HpaController {
                         metric_name: name.clone(),
                         selector: selector.clone(),
                         items,
+                        error: None,
                     });
                 }
                 Resolved::Object {
@@ -236,6 +238,7 @@ impl HpaController {
                             metric_name: name.clone(),
                             value: milli(v),
                             timestamp: Some(timestamp(now)),
+                            error: None,
                         });
                     }
                 }
