@@ -594,7 +594,16 @@ fn object_value(
                 || object.kind == "Namespace"
                 || e.described_object.name == object.name)
     };
-    let entry = entries.iter().find(matches_object).ok_or_else(|| {
+    // The answer for exactly this object; failing that, the only answer for this metric
+    // name (a captured scenario may name the object loosely).
+    let by_name = || {
+        let mut same = entries.iter().filter(|e| e.metric_name == name);
+        match (same.next(), same.next()) {
+            (Some(e), None) => Some(e),
+            _ => None,
+        }
+    };
+    let entry = entries.iter().find(matches_object).or_else(by_name).ok_or_else(|| {
         format!(
             "unable to fetch metrics from custom metrics API: the server could not find the metric {name} for {} {}",
             object.kind, object.name

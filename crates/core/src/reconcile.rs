@@ -121,9 +121,11 @@ pub fn status_semantic_eq(
 }
 
 /// The pods the scale selector lists (all given pods when no selector is known).
+/// A pod given without any labels counts as listed: a scenario's `pods` are "the pods
+/// the selector lists", and one that leaves labels out should not silently lose them.
 pub fn selected_pods<'a>(pods: &'a [Pod], selector: &labels::Selector) -> Vec<&'a Pod> {
     pods.iter()
-        .filter(|p| selector.matches(&p.labels))
+        .filter(|p| p.labels.is_empty() || selector.matches(&p.labels))
         .collect()
 }
 
