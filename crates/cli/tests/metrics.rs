@@ -88,3 +88,69 @@ fn scrapes_pods_directly_and_a_silent_pod_is_missing_not_zero() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn reads_the_seed_pods_and_external_metrics_straight_from_the_pods() {
+    let dir = std::env::temp_dir().join(format!("podscale-metrics-seed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let body = "# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{model_name=\"llama\"} 90\n# TYPE DCGM_FI_DEV_GPU_UTIL gauge\nDCGM_FI_DEV_GPU_UTIL{gpu=\"0\"} 80\n";
+    let ports: Vec<u16> = (0..3).map(|_| exporter(body)).collect();
+    std::fs::write(
+        dir.join("podscale.yaml"),
+        "metrics:\n  - name: inference_queue_depth\n    type: pods\n    scrape: {path: /metrics, series: \"vllm:num_requests_waiting\"}\n  - name: gpu_utilization_avg\n    type: external\n    scrape: {path: /metrics, series: DCGM_FI_DEV_GPU_UTIL}\n",
+    )
+    .expect("writes config");
+    let pods: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("inference-server-{i}=127.0.0.1:{p}"))
+        .collect();
+    let manifest = format!(
+        "{}/../../examples/manifests/inference-hpa-custom.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let scenario = dir.join("now.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_podscale"))
+        .current_dir(&dir)
+        .args([
+            "metrics",
+            &manifest,
+            "--pods",
+            &pods.join(","),
+            "--scenario",
+        ])
+        .arg(&scenario)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("inference_queue_depth") && stdout.contains("gpu_utilization_avg"),
+        "{stdout}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_podscale"))
+        .args(["explain", "-o", "json"])
+        .arg(&scenario)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    // Queue depth 90 per pod against 50: ceil(1.8 × 3) = 6.
+    assert_eq!(v["metrics"][0]["proposal"], 6, "{v}");
+    assert_eq!(v["metrics"][0]["current"]["averageValue"], "90", "{v}");
+    // GPU utilization: one value per pod (240 in all) against 70 per pod: ceil(240 / 70) = 4,
+    // reported as the per-replica average 80.
+    assert_eq!(v["metrics"][1]["proposal"], 4, "{v}");
+    assert_eq!(v["metrics"][1]["current"]["averageValue"], "80", "{v}");
+    assert_eq!(v["desiredReplicas"], 6, "{v}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -831,6 +831,30 @@ async fn read_scrape(
             },
         }
     }
+    // An External metric read from the pods: one value per pod, labelled with it, or
+    // one combined value when the config says `across`.
+    if metric.kind == MetricKind::External {
+        for v in &mut values {
+            if let Some(pod) = v.pod.take() {
+                v.labels.insert("pod".into(), pod);
+            }
+        }
+        if let Some(across) = scrape.across
+            && let Some(value) = across.apply(&values.iter().map(|v| v.value).collect::<Vec<_>>())
+        {
+            let timestamp = values.iter().map(|v| v.timestamp).min().unwrap_or(req.now);
+            out.notes
+                .push(format!("{} over {} pods", across.promql(), values.len()));
+            values = vec![Raw {
+                pod: None,
+                container: None,
+                labels: BTreeMap::new(),
+                value,
+                quantity: None,
+                timestamp,
+            }];
+        }
+    }
     if values.is_empty() && answered > 0 && failures.len() == answered {
         let more = if failures.len() > 1 {
             format!(" (and {} more pods failed)", failures.len() - 1)

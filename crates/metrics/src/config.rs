@@ -322,6 +322,11 @@ pub struct ScrapeConfig {
     /// How a pod's matching series combine (default: the preset's, else sum).
     #[serde(default)]
     pub aggregate: Option<Aggregate>,
+    /// External metrics only: how the pods' values combine into one value. Absent, the
+    /// External answer lists one value per pod (labelled `pod`), which an
+    /// `AverageValue` target averages over the replicas, as the HPA does.
+    #[serde(default)]
+    pub across: Option<Aggregate>,
     /// Overrides `scrape.timeout`.
     #[serde(
         default,
@@ -670,13 +675,19 @@ pub fn validate(config: &Config, doc: &Document, file: &str) -> Vec<Diagnostic> 
             );
         }
         if let Some(s) = &m.scrape {
-            if m.kind != MetricKind::Pods {
+            if m.kind == MetricKind::Object {
                 report(
                     &at("scrape"),
                     format!(
-                        "Forbidden: only pods metrics can be scraped from pods, not {}",
+                        "Forbidden: only pods and external metrics can be scraped from pods, not {}",
                         m.kind.hpa_type()
                     ),
+                );
+            }
+            if s.across.is_some() && m.kind != MetricKind::External {
+                report(
+                    &at("scrape.across"),
+                    "Forbidden: `across` combines pods into one External value; a pods metric keeps one value per pod".into(),
                 );
             }
             if s.series.is_none() && m.preset.is_none() {
@@ -830,7 +841,7 @@ metrics:
     type: pods
     preset: vllm/queue
   - name: e
-    type: external
+    type: object
     scrape: {series: x}
     maxAge: 30s
     onError: emptyAs
@@ -843,7 +854,7 @@ metrics:
              podscale.yaml:6:12: metrics[0].query: Invalid value: unknown placeholder {{podz}}; known: {{namespace}}, {{pods}}, {{selector}}, {{name}}, {{maxAge}}, {{window}}, {{objectKind}}, {{objectName}}\n\
              podscale.yaml:7:11: metrics[1].name: Duplicate value: \"q\": another Pods metric has this name\n\
              podscale.yaml:9:13: metrics[1].preset: Unsupported value: \"vllm/queue\": supported values: \"vllm/requests-waiting\", \"vllm/requests-running\", \"vllm/kv-cache-usage\", \"sglang/requests-waiting\", \"sglang/requests-running\", \"sglang/token-usage\", \"tgi/queue-size\", \"tgi/batch-size\", \"triton/pending-requests\", \"triton/request-rate\", \"dcgm/gpu-utilization\", \"dcgm/memory-copy-utilization\", \"dcgm/framebuffer-used\"\n\
-             podscale.yaml:12:5: metrics[2].scrape: Forbidden: only pods metrics can be scraped from pods, not External\n\
+             podscale.yaml:12:5: metrics[2].scrape: Forbidden: only pods and external metrics can be scraped from pods, not Object\n\
              podscale.yaml:14:14: metrics[2].onError: Invalid value: \"emptyAs\": the metric sets no emptyAs value\n\
              podscale.yaml:15:5: metrics[3]: Required value: one of query, preset or scrape"
         );
@@ -864,7 +875,7 @@ metrics:
             "podscale.example.yaml",
         )
         .expect("valid");
-        assert_eq!(c.metrics.len(), 5);
+        assert_eq!(c.metrics.len(), 6);
     }
 
     #[test]
