@@ -53,7 +53,6 @@ pub struct SimPod {
     pub deleted: Option<f64>,
     start_delay: f64,
     load_delay: f64,
-    pub replica: Replica,
     pub scrapes: PodScrapes,
 }
 
@@ -111,13 +110,47 @@ impl Ord for LifeEvent {
 /// update one replica (less when the winner above does not change) and O(1) to read the
 /// minimum.
 ///
-/// A node is `time bits << 32 | slot` in a `u128`: for times ≥ 0 the bits of an `f64`
-/// order like the times, so a node's winner is the plain (branch-free) `min` of its
-/// children, and equal times go to the lower slot.
+/// A node is `time bits << 64 | slot` in a `u128`: for times ≥ 0 the bits of an `f64`
+/// order like the times, so nodes order like `(time, slot)`, equal times going to the
+/// lower slot.
+///
+/// The tree is [`ARITY`]-ary, the children of a node in one cache-aligned group, so that
+/// a few hundred replicas take three levels. Node 1 is the root, node `k`'s children are
+/// group `k` (nodes `ARITY·k ..`), and the leaves are nodes `cap .. 2·cap`.
 #[derive(Debug, Clone)]
 pub struct MinTree {
+    /// Leaves: a power of [`ARITY`].
     cap: usize,
-    nodes: Vec<u128>,
+    groups: Vec<Group>,
+}
+
+/// Children per node of the [`MinTree`] (a power of two).
+const ARITY: usize = 8;
+const ARITY_SHIFT: u32 = ARITY.trailing_zeros();
+const ARITY_MASK: usize = ARITY - 1;
+
+/// The children of one node.
+#[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
+struct Group([u128; ARITY]);
+
+impl Group {
+    /// The least child. Times are compared alone, the earlier child winning ties: the
+    /// children of a node cover increasing slots, so this is the least `(time, slot)`.
+    #[inline]
+    fn min(&self) -> u128 {
+        #[inline]
+        fn pick(a: (u64, usize), b: (u64, usize)) -> (u64, usize) {
+            if b.0 < a.0 { b } else { a }
+        }
+        let x = &self.0;
+        let t = |j: usize| ((x[j] >> 64) as u64, j);
+        let (_, j) = pick(
+            pick(pick(t(0), t(1)), pick(t(2), t(3))),
+            pick(pick(t(4), t(5)), pick(t(6), t(7))),
+        );
+        x[j]
+    }
 }
 
 const EMPTY_NODE_TIME: u64 = 0x7ff0_0000_0000_0000; // +∞
@@ -125,60 +158,94 @@ const EMPTY_NODE_TIME: u64 = 0x7ff0_0000_0000_0000; // +∞
 #[inline]
 fn node(t: f64, slot: usize) -> u128 {
     debug_assert!(t >= 0.0, "event times are not negative");
-    (u128::from(t.to_bits()) << 32) | slot as u128
+    (u128::from(t.to_bits()) << 64) | slot as u128
 }
 
 impl MinTree {
     pub fn new(cap: usize) -> Self {
-        let cap = cap.next_power_of_two().max(2);
-        let mut nodes = vec![0; 2 * cap];
-        for (i, n) in nodes[cap..].iter_mut().enumerate() {
-            *n = (u128::from(EMPTY_NODE_TIME) << 32) | i as u128;
+        let mut leaves = ARITY;
+        while leaves < cap {
+            leaves *= ARITY;
         }
-        for k in (1..cap).rev() {
-            nodes[k] = nodes[2 * k].min(nodes[2 * k + 1]);
+        let mut tree = Self {
+            cap: leaves,
+            groups: vec![Group([0; ARITY]); 2 * leaves / ARITY],
+        };
+        for i in 0..leaves {
+            *tree.node_mut(leaves + i) = (u128::from(EMPTY_NODE_TIME) << 64) | i as u128;
         }
-        Self { cap, nodes }
+        tree.rebuild();
+        tree
+    }
+
+    #[inline]
+    fn node_mut(&mut self, k: usize) -> &mut u128 {
+        &mut self.groups[k >> ARITY_SHIFT].0[k & ARITY_MASK]
+    }
+
+    /// Recomputes every inner node from the leaves, level by level (level `l` is nodes
+    /// `ARITY^l .. 2·ARITY^l`).
+    fn rebuild(&mut self) {
+        let mut level = self.cap / ARITY;
+        while level >= 1 {
+            for k in level..2 * level {
+                let w = self.groups[k].min();
+                *self.node_mut(k) = w;
+            }
+            level /= ARITY;
+        }
     }
 
     /// Sets slot `i`'s next event time (`f64::INFINITY`: none).
+    ///
+    /// Climbing from the leaf, a node changes only when the new value beats it (it
+    /// becomes the new value) or when the old value was its winner (it becomes the least
+    /// of its children again); otherwise nothing above changes either.
     #[inline]
     pub fn set(&mut self, i: usize, t: f64) {
         if i >= self.cap {
             self.grow(i + 1);
         }
         let mut k = i + self.cap;
-        let leaf = node(t, i);
-        if self.nodes[k] == leaf {
+        let mut new = node(t, i);
+        let n = self.node_mut(k);
+        let mut old = *n;
+        if old == new {
             return;
         }
-        self.nodes[k] = leaf;
+        *n = new;
         while k > 1 {
-            let sibling = self.nodes[k ^ 1];
-            let w = self.nodes[k].min(sibling);
-            k /= 2;
-            if self.nodes[k] == w {
+            let parent = k >> ARITY_SHIFT;
+            let was = *self.node_mut(parent);
+            if new < was {
+                // The new value beats every other child too.
+            } else if old == was {
+                // The winner got later: the least child wins now.
+                new = self.groups[parent].min();
+            } else {
                 return;
             }
-            self.nodes[k] = w;
+            *self.node_mut(parent) = new;
+            old = was;
+            k = parent;
         }
     }
 
     fn grow(&mut self, need: usize) {
-        let mut bigger = MinTree::new(need.max(2 * self.cap));
-        bigger.nodes[bigger.cap..bigger.cap + self.cap]
-            .copy_from_slice(&self.nodes[self.cap..2 * self.cap]);
-        for k in (1..bigger.cap).rev() {
-            bigger.nodes[k] = bigger.nodes[2 * k].min(bigger.nodes[2 * k + 1]);
+        let mut bigger = MinTree::new(need.max(ARITY * self.cap));
+        for i in 0..self.cap {
+            let leaf = *self.node_mut(self.cap + i);
+            *bigger.node_mut(bigger.cap + i) = leaf;
         }
+        bigger.rebuild();
         *self = bigger;
     }
 
     /// (earliest time, its slot).
     #[inline]
     pub fn min(&self) -> (f64, usize) {
-        let n = self.nodes[1];
-        (f64::from_bits((n >> 32) as u64), (n & 0xffff_ffff) as usize)
+        let n = self.groups[0].0[1];
+        (f64::from_bits((n >> 64) as u64), (n & 0xffff_ffff) as usize)
     }
 }
 
@@ -189,70 +256,87 @@ const NONE: u32 = u32::MAX;
 /// that reached it first is chosen first, so equally loaded replicas take turns.
 #[derive(Debug, Clone, Default)]
 struct Buckets {
-    head: Vec<u32>,
-    tail: Vec<u32>,
-    next: Vec<u32>,
-    prev: Vec<u32>,
-    /// Each slot's bucket, or NONE when the slot is not routable.
-    bucket: Vec<u32>,
+    /// `[head, tail]` of each count's list.
+    ends: Vec<[u32; 2]>,
+    /// Each slot's neighbours and bucket (NONE when the slot is not routable).
+    links: Vec<Link>,
     /// No bucket below this is occupied.
     min: usize,
     len: usize,
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    next: u32,
+    prev: u32,
+    bucket: u32,
+}
+
+const UNLINKED: Link = Link {
+    next: NONE,
+    prev: NONE,
+    bucket: NONE,
+};
+
 impl Buckets {
-    fn ensure(&mut self, slot: usize, count: usize) {
-        if self.bucket.len() <= slot {
-            self.bucket.resize(slot + 1, NONE);
-            self.next.resize(slot + 1, NONE);
-            self.prev.resize(slot + 1, NONE);
-        }
-        if self.head.len() <= count {
-            self.head.resize(count + 1, NONE);
-            self.tail.resize(count + 1, NONE);
-        }
+    /// Whether `slot` is routable.
+    #[inline]
+    fn contains(&self, slot: usize) -> bool {
+        self.links.get(slot).is_some_and(|l| l.bucket != NONE)
     }
 
     fn remove(&mut self, slot: usize) {
-        let Some(&b) = self.bucket.get(slot) else {
-            return;
-        };
-        if b == NONE {
-            return;
+        if self.contains(slot) {
+            self.unlink(slot);
         }
-        let (p, n) = (self.prev[slot], self.next[slot]);
-        if p == NONE {
-            self.head[b as usize] = n;
+    }
+
+    /// Takes a routable `slot` out of its list.
+    #[inline]
+    fn unlink(&mut self, slot: usize) {
+        let Link { next, prev, bucket } = self.links[slot];
+        if prev == NONE {
+            self.ends[bucket as usize][0] = next;
         } else {
-            self.next[p as usize] = n;
+            self.links[prev as usize].next = next;
         }
-        if n == NONE {
-            self.tail[b as usize] = p;
+        if next == NONE {
+            self.ends[bucket as usize][1] = prev;
         } else {
-            self.prev[n as usize] = p;
+            self.links[next as usize].prev = prev;
         }
-        self.bucket[slot] = NONE;
+        self.links[slot].bucket = NONE;
         self.len -= 1;
     }
 
     /// Puts `slot` in bucket `count` (at the back), or leaves it when already there.
     #[inline]
     fn set(&mut self, slot: usize, count: usize) {
-        if self.bucket.get(slot).is_some_and(|&b| b as usize == count) {
+        if slot >= self.links.len() {
+            self.links.resize(slot + 1, UNLINKED);
+        }
+        let b = self.links[slot].bucket;
+        if b as usize == count {
             return;
         }
-        self.remove(slot);
-        self.ensure(slot, count);
-        let t = self.tail[count];
-        self.prev[slot] = t;
-        self.next[slot] = NONE;
-        if t == NONE {
-            self.head[count] = slot as u32;
-        } else {
-            self.next[t as usize] = slot as u32;
+        if b != NONE {
+            self.unlink(slot);
         }
-        self.tail[count] = slot as u32;
-        self.bucket[slot] = count as u32;
+        if count >= self.ends.len() {
+            self.ends.resize(count + 1, [NONE; 2]);
+        }
+        let tail = self.ends[count][1];
+        self.links[slot] = Link {
+            next: NONE,
+            prev: tail,
+            bucket: count as u32,
+        };
+        if tail == NONE {
+            self.ends[count][0] = slot as u32;
+        } else {
+            self.links[tail as usize].next = slot as u32;
+        }
+        self.ends[count][1] = slot as u32;
         self.len += 1;
         if count < self.min {
             self.min = count;
@@ -265,10 +349,10 @@ impl Buckets {
         if self.len == 0 {
             return None;
         }
-        while self.head[self.min] == NONE {
+        while self.ends[self.min][0] == NONE {
             self.min += 1;
         }
-        Some(self.head[self.min] as usize)
+        Some(self.ends[self.min][0] as usize)
     }
 }
 
@@ -290,6 +374,8 @@ pub struct Cluster {
     memory_base: f64,
     memory_per_request: f64,
     pub pods: Vec<SimPod>,
+    /// Each pod's server, apart from the pods: the event loop touches only these.
+    replicas: Vec<Replica>,
     free: Vec<usize>,
     /// Next event time of each replica.
     pub tree: MinTree,
@@ -319,6 +405,7 @@ impl Cluster {
             memory_base: model.usage.memory.base.as_approximate_f64(),
             memory_per_request: model.usage.memory.per_request.as_approximate_f64(),
             pods: Vec::new(),
+            replicas: Vec::new(),
             free: Vec::new(),
             tree: MinTree::new(16),
             routing: Buckets::default(),
@@ -340,7 +427,7 @@ impl Cluster {
             p.scheduled = Some(warm);
             p.container_started = Some(warm);
             p.loaded = Some(warm);
-            p.replica = Replica::new(0.0);
+            c.replicas[slot] = Replica::new(0.0);
             c.billable += 1;
             c.make_ready(slot, warm, None);
         }
@@ -363,17 +450,18 @@ impl Cluster {
             deleted: None,
             start_delay,
             load_delay,
-            replica: Replica::new(now),
             scrapes: PodScrapes::default(),
         };
         match self.free.pop() {
             Some(slot) => {
                 let generation = self.pods[slot].generation + 1;
                 self.pods[slot] = SimPod { generation, ..pod };
+                self.replicas[slot] = Replica::new(now);
                 slot
             }
             None => {
                 self.pods.push(pod);
+                self.replicas.push(Replica::new(now));
                 self.pods.len() - 1
             }
         }
@@ -426,8 +514,8 @@ impl Cluster {
                     let period = self.lifecycle.readiness_probe_period.0;
                     let pod = &mut self.pods[ev.slot];
                     pod.loaded = Some(ev.t);
-                    pod.replica = Replica::new(ev.t);
                     let started = pod.container_started.unwrap_or(ev.t);
+                    self.replicas[ev.slot] = Replica::new(ev.t);
                     let ready = if period > 0.0 {
                         started + ((ev.t - started) / period).ceil() * period
                     } else {
@@ -442,7 +530,7 @@ impl Cluster {
                 LifeKind::Ready => self.make_ready(ev.slot, ev.t, Some(rec)),
                 LifeKind::GraceExpired => {
                     if self.pods[ev.slot].state == PodState::Draining {
-                        self.pods[ev.slot].replica.abort_all(ev.t, rec);
+                        self.replicas[ev.slot].abort_all(ev.t, rec);
                         self.gone(ev.slot, ev.t);
                     }
                 }
@@ -454,7 +542,7 @@ impl Cluster {
         let pod = &mut self.pods[slot];
         pod.state = PodState::Ready;
         pod.ready_at = Some(now);
-        self.update_routing(slot);
+        self.routing.set(slot, self.replicas[slot].outstanding());
         if let Some(rec) = rec {
             self.dispatch_pending(now, rec);
         }
@@ -468,7 +556,7 @@ impl Cluster {
         }
         pod.state = PodState::Gone;
         pod.scrapes = PodScrapes::default();
-        pod.replica = Replica::new(now);
+        self.replicas[slot] = Replica::new(now);
         self.tree.set(slot, f64::INFINITY);
         self.routing.remove(slot);
         self.free.push(slot);
@@ -558,10 +646,10 @@ impl Cluster {
         pod.state = PodState::Draining;
         pod.deleted = Some(now);
         let grace = self.lifecycle.termination_grace_period.0;
-        if pod.replica.is_idle() {
+        if self.replicas[slot].is_idle() {
             self.gone(slot, now);
         } else if grace <= 0.0 {
-            pod.replica.abort_all(now, rec);
+            self.replicas[slot].abort_all(now, rec);
             self.gone(slot, now);
         } else {
             self.push_life(now + grace, slot, LifeKind::GraceExpired);
@@ -577,32 +665,32 @@ impl Cluster {
             rec.enqueued(1);
             return;
         };
-        let pod = &mut self.pods[slot];
-        pod.replica.arrive(req, now, &self.params, rec);
-        self.tree.set(slot, pod.replica.next_event(&self.params));
-        self.update_routing(slot);
+        let r = &mut self.replicas[slot];
+        r.arrive(req, now, &self.params, rec);
+        self.tree.set(slot, r.next_event(&self.params));
+        self.routing.set(slot, r.outstanding());
     }
 
-    /// Re-keys a Ready replica after its outstanding count changed.
+    /// Re-keys a Ready replica after its outstanding count changed (the routable
+    /// replicas are exactly the Ready ones).
     #[inline]
     fn update_routing(&mut self, slot: usize) {
-        let pod = &self.pods[slot];
-        if pod.state == PodState::Ready {
-            self.routing.set(slot, pod.replica.outstanding());
+        if self.routing.contains(slot) {
+            self.routing.set(slot, self.replicas[slot].outstanding());
         }
     }
 
     /// Runs replica `slot`'s due event.
     #[inline]
     pub fn replica_event(&mut self, slot: usize, now: f64, rec: &mut Recorder) {
-        let pod = &mut self.pods[slot];
-        let before = pod.replica.outstanding();
-        pod.replica.on_event(now, &self.params, rec);
-        if pod.state == PodState::Draining && pod.replica.is_idle() {
+        let r = &mut self.replicas[slot];
+        let before = r.outstanding();
+        r.on_event(now, &self.params, rec);
+        if r.is_idle() && self.pods[slot].state == PodState::Draining {
             self.gone(slot, now);
         } else {
-            let t = pod.replica.next_event(&self.params);
-            let changed = pod.replica.outstanding() != before;
+            let t = r.next_event(&self.params);
+            let changed = r.outstanding() != before;
             self.tree.set(slot, t);
             if changed {
                 self.update_routing(slot);
@@ -636,9 +724,7 @@ impl Cluster {
         }
         for slot in 0..self.pods.len() {
             if self.pods[slot].state != PodState::Gone {
-                self.pods[slot]
-                    .replica
-                    .purge_expired(now, &self.params, rec);
+                self.replicas[slot].purge_expired(now, &self.params, rec);
                 self.update_routing(slot);
             }
         }
@@ -663,19 +749,21 @@ impl Cluster {
     pub fn running(&self) -> usize {
         self.pods
             .iter()
-            .filter(|p| p.state != PodState::Gone)
-            .map(|p| p.replica.running())
+            .zip(&self.replicas)
+            .filter(|(p, _)| p.state != PodState::Gone)
+            .map(|(_, r)| r.running())
             .sum()
     }
 
     /// A container's cumulative CPU seconds at `now` (its replica advanced to `now`).
-    fn cpu_total(&self, pod: &SimPod, now: f64) -> f64 {
+    fn cpu_total(&self, slot: usize, now: f64) -> f64 {
+        let pod = &self.pods[slot];
         let Some(started) = pod.container_started else {
             return 0.0;
         };
         let cpu = &self.usage.cpu;
         let load_end = pod.loaded.unwrap_or(now).min(now);
-        let c = pod.replica.counters();
+        let c = self.replicas[slot].counters();
         cpu.idle_cores * (now - started)
             + cpu.loading_cores * (load_end - started).max(0.0)
             + cpu.busy_cores * c.gpu_busy_seconds
@@ -690,9 +778,9 @@ impl Cluster {
                 continue;
             }
             self.advance(i, now);
-            let cpu = self.cpu_total(&self.pods[i], now);
-            let memory = self.memory_base
-                + self.memory_per_request * self.pods[i].replica.outstanding() as f64;
+            let cpu = self.cpu_total(i, now);
+            let memory =
+                self.memory_base + self.memory_per_request * self.replicas[i].outstanding() as f64;
             self.pods[i].scrapes.scrape_resources(now, cpu, memory);
         }
     }
@@ -704,9 +792,9 @@ impl Cluster {
                 continue;
             }
             self.advance(i, now);
-            self.pods[i].replica.purge_expired(now, &self.params, rec);
+            self.replicas[i].purge_expired(now, &self.params, rec);
             self.update_routing(i);
-            let r = &self.pods[i].replica;
+            let r = &self.replicas[i];
             let c = r.counters();
             let mut values = [0.0; Series::ALL.len()];
             values[Series::Waiting.index()] = r.waiting() as f64;
@@ -718,7 +806,7 @@ impl Cluster {
             values[Series::PromptTokensTotal.index()] = c.prompt_tokens;
             values[Series::GenerationTokensTotal.index()] = c.generation_tokens;
             values[Series::GpuBusySecondsTotal.index()] = c.gpu_busy_seconds;
-            let cpu = self.cpu_total(&self.pods[i], now);
+            let cpu = self.cpu_total(i, now);
             values[Series::CpuSecondsTotal.index()] = cpu;
             self.pods[i]
                 .scrapes
@@ -727,9 +815,9 @@ impl Cluster {
     }
 
     fn advance(&mut self, slot: usize, now: f64) {
-        let pod = &mut self.pods[slot];
-        pod.replica.advance(now, &self.params);
-        let t = pod.replica.next_event(&self.params);
+        let r = &mut self.replicas[slot];
+        r.advance(now, &self.params);
+        let t = r.next_event(&self.params);
         self.tree.set(slot, t);
     }
 }

@@ -128,6 +128,11 @@ struct Run<'a> {
     step_completed: u64,
     step_timed_out: u64,
     window_arrivals: Vec<u64>,
+    /// The oracle window of the last arrival, and times `[from, to)` known to fall in it:
+    /// arrivals come in time order, so most need no division.
+    window: usize,
+    window_from: f64,
+    window_to: f64,
     scale_ups: u64,
     scale_downs: u64,
     flaps: u64,
@@ -188,6 +193,9 @@ pub fn run(
         step_completed: 0,
         step_timed_out: 0,
         window_arrivals: Vec::new(),
+        window: 0,
+        window_from: 0.0,
+        window_to: f64::NEG_INFINITY,
         scale_ups: 0,
         scale_downs: 0,
         flaps: 0,
@@ -280,11 +288,18 @@ impl Run<'_> {
     fn arrive(&mut self, t: f64, input: u32, output: u32) {
         self.rec.arrived += 1;
         self.step_arrivals += 1;
-        let w = (t / oracle::WINDOW) as usize;
-        if w >= self.window_arrivals.len() {
-            self.window_arrivals.resize(w + 1, 0);
+        if !(t >= self.window_from && t < self.window_to) {
+            let w = (t / oracle::WINDOW) as usize;
+            if w >= self.window_arrivals.len() {
+                self.window_arrivals.resize(w + 1, 0);
+            }
+            // `t / WINDOW` does not decrease as t grows, and stays below w + 1 while t is
+            // below this bound (its margin is far wider than a rounding error).
+            self.window = w;
+            self.window_from = t;
+            self.window_to = (w as f64 + 1.0) * oracle::WINDOW * (1.0 - 1e-12);
         }
-        self.window_arrivals[w] += 1;
+        self.window_arrivals[self.window] += 1;
         if !self.cluster.params.fits(input, output) {
             self.rec.rejected += 1;
             return;
