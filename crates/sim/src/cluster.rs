@@ -860,6 +860,39 @@ mod tests {
         assert_eq!(t.min(), (3.0, 1));
     }
 
+    #[test]
+    fn the_min_tree_agrees_with_brute_force_ties_included() {
+        use rand::Rng as _;
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut tree = MinTree::new(2);
+        let mut times = vec![f64::INFINITY; 700];
+        for _ in 0..40_000 {
+            let r = rng.next_u64();
+            // Mostly the earliest slot moves later, as when a replica runs its event.
+            let (t_min, slot_min) = tree.min();
+            let slot = if r % 3 != 0 && t_min.is_finite() {
+                slot_min
+            } else {
+                (r >> 32) as usize % times.len()
+            };
+            let t = match r % 11 {
+                0 => f64::INFINITY,
+                // Few distinct times, so that many tie.
+                _ => f64::from((r >> 8) as u16 % 500) * 0.25,
+            };
+            times[slot] = t;
+            tree.set(slot, t);
+            let want = times
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.is_finite())
+                .min_by(|a, b| a.1.total_cmp(b.1).then(a.0.cmp(&b.0)))
+                .map(|(i, &t)| (t, i));
+            let (t, i) = tree.min();
+            assert_eq!(want, t.is_finite().then_some((t, i)));
+        }
+    }
+
     fn quick_model() -> Model {
         Model::load(
             Some(

@@ -666,4 +666,64 @@ mod tests {
         assert!((interpolate(&pts, 8.5) - 0.032).abs() < 1e-12);
         assert_eq!(interpolate(&pts, 200.0), 0.048);
     }
+
+    /// What the decode heap replaced: a `BinaryHeap` of whole requests, earliest finish
+    /// first.
+    #[derive(Debug, Clone, Copy)]
+    struct Old {
+        finish_v: f64,
+        id: u32,
+    }
+    impl PartialEq for Old {
+        fn eq(&self, other: &Self) -> bool {
+            self.cmp(other) == std::cmp::Ordering::Equal
+        }
+    }
+    impl Eq for Old {}
+    impl PartialOrd for Old {
+        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for Old {
+        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+            other.finish_v.to_bits().cmp(&self.finish_v.to_bits())
+        }
+    }
+
+    #[test]
+    fn the_decode_heap_pops_in_the_order_of_a_binary_heap_ties_included() {
+        use rand::{Rng as _, SeedableRng as _};
+        let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(11);
+        let mut ours = DecodeHeap::default();
+        let mut std_heap = std::collections::BinaryHeap::new();
+        for id in 0..200_000u32 {
+            let r = rng.next_u64();
+            if r % 5 < 3 || std_heap.is_empty() {
+                // Few distinct finish points, so that many tie.
+                let finish_v = f64::from((r >> 8) as u32 % 40) * 0.5;
+                std_heap.push(Old { finish_v, id });
+                ours.push(
+                    finish_v,
+                    Decoding {
+                        v_start: f64::from(id),
+                        arrival: 0.0,
+                        ttft: 0.0,
+                        input: id,
+                        output: 2,
+                    },
+                );
+            } else {
+                let want = std_heap.pop().expect("not empty");
+                assert_eq!(ours.peek(), Some(want.finish_v));
+                let got = ours.pop().expect("not empty");
+                assert_eq!(got.input, want.id);
+            }
+            assert_eq!(ours.len(), std_heap.len());
+            if r % 10_007 == 0 {
+                ours.clear();
+                std_heap.clear();
+            }
+        }
+    }
 }

@@ -543,9 +543,6 @@ impl Traffic {
             loops: self.options.loops,
             horizon: self.horizon,
             error: None,
-            ahead: Vec::with_capacity(AHEAD),
-            next: 0,
-            ended: false,
         })
     }
 }
@@ -740,46 +737,17 @@ pub struct Arrivals {
     loops: u32,
     horizon: f64,
     error: Option<TraceError>,
-    /// Requests drawn ahead from a rate, and the next one to hand out.
-    ahead: Vec<Request>,
-    next: usize,
-    /// The rate has no more requests before the horizon.
-    ended: bool,
 }
-
-/// Requests drawn from a rate at a time: drawing a batch in a tight loop overlaps the
-/// random draws and divisions of successive requests. The stream is the same.
-const AHEAD: usize = 64;
 
 impl Arrivals {
     /// The next request, or `None` at the end (check [`Arrivals::take_error`] then).
     #[inline]
     pub fn next_request(&mut self) -> Option<Request> {
-        if let Some(&req) = self.ahead.get(self.next) {
-            self.next += 1;
-            return Some(req);
-        }
         let req = match &mut self.kind {
             ArrivalsKind::Rate(g) => {
-                if self.ended {
-                    return None;
-                }
-                self.ahead.clear();
-                for _ in 0..AHEAD {
-                    let Some(t) = g.next(&mut self.rng, self.loops) else {
-                        self.ended = true;
-                        break;
-                    };
-                    let t = t * self.scale;
-                    let (input, output) = self.mix.draw(&mut self.rng);
-                    if t > self.horizon {
-                        self.ended = true;
-                        break;
-                    }
-                    self.ahead.push(Request { t, input, output });
-                }
-                self.next = 1;
-                return self.ahead.first().copied();
+                let t = g.next(&mut self.rng, self.loops)? * self.scale;
+                let (input, output) = self.mix.draw(&mut self.rng);
+                Request { t, input, output }
             }
             ArrivalsKind::Replay {
                 reader,
