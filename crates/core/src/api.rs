@@ -305,6 +305,20 @@ pub mod select_policy {
     pub const DISABLED: &str = "Disabled";
 }
 
+fn is_zero(v: &i32) -> bool {
+    *v == 0
+}
+
+fn null_when_empty<S: serde::Serializer>(
+    v: &Option<Vec<MetricStatus>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(list) if !list.is_empty() => s.collect_seq(list),
+        _ => s.serialize_none(),
+    }
+}
+
 /// `HorizontalPodAutoscalerStatus`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -313,11 +327,14 @@ pub struct HorizontalPodAutoscalerStatus {
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale_time: Option<Timestamp>,
-    #[serde(default)]
+    /// `json:"currentReplicas,omitempty"` upstream: absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub current_replicas: i32,
     #[serde(default)]
     pub desired_replicas: i32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `json:"currentMetrics"` upstream (no `omitempty`): always present, `null` when
+    /// empty.
+    #[serde(default, serialize_with = "null_when_empty")]
     pub current_metrics: Option<Vec<MetricStatus>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<HorizontalPodAutoscalerCondition>>,

@@ -4,6 +4,13 @@
 //! Everything here is integer milli-unit arithmetic until the usage ratio, which is a
 //! float64 division of integers, as upstream. Integer overflow wraps where Go's int64
 //! arithmetic wraps, and saturates where upstream added explicit guards.
+//!
+//! Out-of-range float → integer conversions (`int32(math.Ceil(x))`, `int64(x)` with `x`
+//! beyond the type's range or NaN) are implementation-defined in Go: on amd64 they give
+//! the type's minimum value (`0x8000…`), on arm64 they saturate. podscale saturates (Rust's
+//! `as`), i.e. it matches kube-controller-manager on arm64; on amd64 such a decision can
+//! differ, but only for quantities beyond ±9.2e15 milli-units, where upstream's answer is
+//! meaningless anyway (`explain` warns when a proposal comes out of overflowed arithmetic).
 use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};

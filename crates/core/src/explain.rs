@@ -41,11 +41,21 @@ pub fn render(s: &Scenario, e: &Evaluation) -> String {
         "HorizontalPodAutoscaler {name}{id} — {stage} at {}",
         s.now
     );
+    // A manifest without `scaleTargetRef` (or with an empty kind or name) would be
+    // refused by the API server; say so instead of printing "target /".
+    let target_text = if target.kind.is_empty() || target.name.is_empty() {
+        let missing = match (target.kind.is_empty(), target.name.is_empty()) {
+            (true, true) => "spec.scaleTargetRef is missing",
+            (true, false) => "spec.scaleTargetRef.kind is missing",
+            _ => "spec.scaleTargetRef.name is missing",
+        };
+        format!("({missing}: the API server would reject this autoscaler)")
+    } else {
+        format!("{}/{}", target.kind, target.name)
+    };
     let _ = writeln!(
         out,
-        "  target {}/{}: {} replicas now (min {}, max {}){}",
-        target.kind,
-        target.name,
+        "  target {target_text}: {} replicas now (min {}, max {}){}",
         s.current_replicas,
         defaults::min_replicas(hpa),
         hpa.spec.max_replicas,
@@ -107,10 +117,17 @@ pub fn render(s: &Scenario, e: &Evaluation) -> String {
     if let Some(err) = &e.output.error
         && e.metrics.as_ref().is_some_and(|m| !m.is_empty())
     {
-        let _ = writeln!(
-            out,
-            "\nThe metric stage failed, so the scale is left alone (a metric that cannot be read never causes a scale-down):\n  {err}"
-        );
+        if e.output.recommendation.is_some() {
+            let _ = writeln!(
+                out,
+                "\nSome metrics failed, but the valid ones propose no scale-down, so the decision uses them; the controller still returns the error and retries with backoff, as kube-controller-manager does:\n  {err}"
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "\nThe metric stage failed, so the scale is left alone (a metric that cannot be read never causes a scale-down):\n  {err}"
+            );
+        }
     }
 
     if let Some(n) = &e.normalized {
@@ -118,11 +135,10 @@ pub fn render(s: &Scenario, e: &Evaluation) -> String {
     } else if s.stage == Stage::Stabilization
         && let Some(st) = e.output.stabilized_recommendation
     {
-        let _ = writeln!(
-            out,
-            "\nStabilization: raw recommendation {} → {st}",
-            e.output.recommendation.unwrap_or_default()
-        );
+        let input = s
+            .input
+            .map_or(String::from("?"), |i| i.recommendation.to_string());
+        let _ = writeln!(out, "\nStabilization: raw recommendation {input} → {st}");
     }
 
     if let Some(d) = e.output.desired_replicas {
@@ -231,7 +247,26 @@ fn render_metric(out: &mut String, i: usize, m: &MetricEvaluation, current: i32)
         d.usage_ratio,
         rule_text(d, current)
     );
+    if let Some(c) = m.status.current()
+        && m.type_ != "Resource"
+        && m.type_ != "ContainerResource"
+        && [&c.average_value, &c.value]
+            .into_iter()
+            .flatten()
+            .any(|q| q.milli_value() == 0)
+    {
+        let _ = writeln!(
+            out,
+            "     note: the reading is 0; metrics adapters (and podscale metrics) truncate values to milli-units, so anything below 0.001 reads as 0"
+        );
+    }
     if let Some(p) = m.proposal {
+        if p < 0 || d.usage_ratio.is_nan() || d.usage_ratio < 0.0 {
+            let _ = writeln!(
+                out,
+                "     warning: the arithmetic overflowed (a quantity or sum beyond ±9.2e15 milli-units); kube-controller-manager wraps or saturates exactly as here, so the proposal is meaningless: check the metric's values and target"
+            );
+        }
         let _ = writeln!(out, "     proposal: {p} replicas");
     }
 }
@@ -283,19 +318,15 @@ fn render_normalization(out: &mut String, s: &Scenario, n: &Normalized) {
         }
         None => Vec::new(),
     };
-    let in_window = |w: i64, inclusive: bool| -> Vec<i32> {
+    // Windows are strict in both paths: an entry at exactly the cutoff is outside
+    // (`normalize::stabilize`).
+    let in_window = |w: i64| -> Vec<i32> {
         let cut = s
             .now
             .checked_sub(SignedDuration::from_secs(w))
             .unwrap_or(Timestamp::MIN);
         recs.iter()
-            .filter(|r| {
-                if inclusive {
-                    r.time >= cut
-                } else {
-                    r.time > cut
-                }
-            })
+            .filter(|r| r.time > cut)
             .map(|r| r.replicas)
             .collect()
     };
@@ -315,7 +346,7 @@ fn render_normalization(out: &mut String, s: &Scenario, n: &Normalized) {
             let _ = writeln!(
                 out,
                 "  stabilization: scale-down only, over the last {w}s (recommendations in window: {}) → {}",
-                list(&in_window(w, true)),
+                list(&in_window(w)),
                 n.stabilized
             );
         }
@@ -325,8 +356,8 @@ fn render_normalization(out: &mut String, s: &Scenario, n: &Normalized) {
             let _ = writeln!(
                 out,
                 "  stabilization: scale up no further than the lowest recommendation of the last {up}s ({}), down no further than the highest of the last {down}s ({}) → {}",
-                list(&in_window(up, false)),
-                list(&in_window(down, false)),
+                list(&in_window(up)),
+                list(&in_window(down)),
                 n.stabilized
             );
         }

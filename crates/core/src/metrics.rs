@@ -53,6 +53,12 @@ pub struct MetricsOutcome {
     pub evaluations: Vec<MetricEvaluation>,
     /// `Ok((replicas, metric name))`, or the error message when the stage failed.
     pub result: Result<(i32, String), String>,
+    /// Some metrics failed but the valid ones gave a count that is used (not a
+    /// scale-down): upstream's `computeReplicasForMetrics` returns that count *and*
+    /// `invalid metrics (N invalid out of M), first error is: …`, and
+    /// `reconcileAutoscaler` scales, then returns the error so the key is requeued with
+    /// rate limiting. `None` when every metric was valid or the stage failed.
+    pub partial_error: Option<String>,
     /// The `ScalingActive` condition to set (ValidMetricFound or the first failure's).
     pub condition: HorizontalPodAutoscalerCondition,
 }
@@ -139,15 +145,19 @@ pub fn compute_replicas_for_metrics(
     }
     // A failing metric never allows a scale-down: if any metric is invalid and the
     // valid ones would shrink the target, the whole stage fails (current upstream).
-    if let Some((error, reason, event_message)) = first_failure
+    let invalid_error = first_failure.as_ref().map(|(error, _, _)| {
+        format!(
+            "invalid metrics ({invalid} invalid out of {}), first error is: {error}",
+            specs.len()
+        )
+    });
+    if let Some((_, reason, event_message)) = first_failure
         && (invalid >= specs.len() || replicas < ctx.spec_replicas)
     {
         return MetricsOutcome {
             evaluations,
-            result: Err(format!(
-                "invalid metrics ({invalid} invalid out of {}), first error is: {error}",
-                specs.len()
-            )),
+            result: Err(invalid_error.unwrap_or_default()),
+            partial_error: None,
             condition: conditions::new(
                 conditions::SCALING_ACTIVE,
                 false,
@@ -165,6 +175,7 @@ pub fn compute_replicas_for_metrics(
     MetricsOutcome {
         evaluations,
         result: Ok((replicas, metric_name)),
+        partial_error: invalid_error,
         condition,
     }
 }

@@ -80,8 +80,8 @@ pub fn stabilize(
     (stabilized, cond)
 }
 
-/// `stabilizeRecommendation`: the max over the downscale window (entries not before
-/// the cutoff count), then the new value overwrites the last entry older than the
+/// `stabilizeRecommendation`: the max over the downscale window (entries after the
+/// cutoff count), then the new value overwrites the last entry older than the
 /// cutoff, or is appended.
 fn stabilize_legacy(args: &NormalizeArgs<'_>, recs: &mut Vec<Recommendation>) -> i32 {
     let cut = cutoff(
@@ -91,7 +91,11 @@ fn stabilize_legacy(args: &NormalizeArgs<'_>, recs: &mut Vec<Recommendation>) ->
     let mut max = args.prenormalized;
     let mut old = None;
     for (i, r) in recs.iter().enumerate() {
-        if r.time < cut {
+        // Upstream reads the clock here, a moment after it stamped every stored entry
+        // (the initial recommendation of this sync included), so in scenario time an
+        // entry at exactly the cutoff is already `Before(cutoff)`: outside the window,
+        // and a slot to overwrite (`hpa-algorithm.md` section 13).
+        if r.time <= cut {
             old = Some(i);
         } else if r.replicas > max {
             max = r.replicas;
@@ -130,7 +134,9 @@ fn stabilize_with_behavior(
         if r.time > down_cut {
             down = down.max(r.replicas);
         }
-        if r.time < up_cut && r.time < down_cut {
+        // Outside both windows (an entry at exactly a cutoff is outside it, as above):
+        // the last such entry is overwritten.
+        if r.time <= up_cut && r.time <= down_cut {
             old = Some(i);
         }
     }

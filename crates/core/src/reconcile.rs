@@ -50,7 +50,12 @@ pub struct Decision {
     pub normalized: Option<Normalized>,
     /// Per-metric results, when metrics were evaluated.
     pub metrics: Option<Vec<MetricEvaluation>>,
-    /// Metric-stage failure message.
+    /// The error this reconcile returns, as upstream's `reconcileAutoscaler` does:
+    /// the metric stage's failure (with [`Path::MetricsFailed`]: nothing was scaled), or,
+    /// when some metrics failed but the valid ones gave a count that was used,
+    /// `invalid metrics (N invalid out of M), first error is: …` alongside a normal
+    /// decision. Either way a controller requeues the autoscaler with backoff
+    /// ([`Decision::retry_with_backoff`]).
     pub error: Option<String>,
     pub status: HorizontalPodAutoscalerStatus,
     pub status_changed: bool,
@@ -62,6 +67,19 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// Whether the controller should requeue this autoscaler with rate limiting, as
+    /// kube-controller-manager does for any error `reconcileAutoscaler` returns
+    /// (including the partial-metric error returned *after* a successful rescale).
+    pub fn retry_with_backoff(&self) -> bool {
+        self.error.is_some()
+    }
+
+    /// Some metrics failed, but the decision was made (and possibly scaled) on the
+    /// valid ones.
+    pub fn has_partial_metric_error(&self) -> bool {
+        self.error.is_some() && self.path != Path::MetricsFailed
+    }
+
     /// The scale update failed: upstream emits `FailedRescale`, sets
     /// `AbleToScale=False/FailedUpdateScale`, keeps the previous desired count and
     /// records no scale event.
@@ -158,6 +176,7 @@ pub fn metric_stage(
             let outcome = MetricsOutcome {
                 evaluations: Vec::new(),
                 result: Err(event_msg.clone()),
+                partial_error: None,
                 condition: conditions::new(
                     conditions::SCALING_ACTIVE,
                     false,
@@ -237,6 +256,7 @@ pub fn reconcile(
     let mut normalized = None;
     let mut metric_evals = None;
     let mut metric_statuses: Option<Vec<MetricStatus>> = None;
+    let mut partial_error = None;
     let path;
     let rescale;
 
@@ -313,6 +333,9 @@ pub fn reconcile(
                 };
             }
             Ok((proposal, metric_name)) => {
+                // Scale on the valid metrics, but return the partial error at the end
+                // (`retErr` in `reconcileAutoscaler`).
+                partial_error = outcome.partial_error;
                 metric_statuses = Some(statuses);
                 recommendation = Some(proposal);
                 let mut rescale_metric = String::new();
@@ -388,7 +411,7 @@ pub fn reconcile(
         recommendation,
         normalized,
         metrics: metric_evals,
-        error: None,
+        error: partial_error,
         status,
         status_changed,
         events,

@@ -157,9 +157,15 @@ impl Scenario {
                     &self.controller,
                 );
                 let (recommendation, error) = match &outcome.result {
-                    Ok((r, _)) => (Some(*r), None),
+                    Ok((r, _)) => (Some(*r), outcome.partial_error.clone()),
                     Err(e) => (None, Some(e.clone())),
                 };
+                // The input status with the condition `computeReplicasForMetrics` sets on
+                // the HPA (`ScalingActive`); it does not write the metric statuses.
+                let mut status = self.hpa.status.clone().unwrap_or_default();
+                let mut conds = status.conditions.take().unwrap_or_default();
+                conditions::set(&mut conds, outcome.condition.clone(), self.now);
+                status.conditions = Some(conds);
                 Ok(Evaluation {
                     output: ExplainOutput {
                         id: self.id.clone(),
@@ -169,7 +175,7 @@ impl Scenario {
                         stabilized_recommendation: None,
                         metrics: Some(metric_outputs(&outcome.evaluations)),
                         error,
-                        status: None,
+                        status: Some(status),
                         status_changed: None,
                         events,
                         history,
@@ -208,16 +214,20 @@ impl Scenario {
                     (None, s, None)
                 };
                 status.conditions = Some(conds);
+                // The recommendation is these stages' input, not their output; the
+                // stabilization step alone sets no status (its condition is returned to
+                // normalization, which sets it), so both are null (`scenario.md`, Output).
+                let status = (self.stage == Stage::Normalization).then_some(status);
                 Ok(Evaluation {
                     output: ExplainOutput {
                         id: self.id.clone(),
                         stage: self.stage,
                         desired_replicas: desired,
-                        recommendation: Some(input.recommendation),
+                        recommendation: None,
                         stabilized_recommendation: Some(stabilized),
                         metrics: None,
                         error: None,
-                        status: Some(status),
+                        status,
                         status_changed: None,
                         events: Vec::new(),
                         history,
@@ -242,4 +252,129 @@ fn metric_outputs(evals: &[MetricEvaluation]) -> Vec<MetricOutput> {
             error: e.error.clone(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(stage: &str, extra: serde_json::Value) -> Scenario {
+        let mut v = serde_json::json!({
+            "stage": stage,
+            "now": "2024-06-01T12:00:00Z",
+            "hpa": {
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                    "maxReplicas": 10,
+                    "metrics": [
+                        {"type": "Pods", "pods": {"metric": {"name": "queue"}, "target": {"type": "AverageValue", "averageValue": "10"}}},
+                        {"type": "External", "external": {"metric": {"name": "gpu"}, "target": {"type": "Value", "value": "70"}}}
+                    ]
+                },
+                "status": {"currentReplicas": 0, "desiredReplicas": 2}
+            },
+            "currentReplicas": 2,
+            "pods": [
+                {"name": "a", "phase": "Running", "ready": true, "startTime": "2024-06-01T11:00:00Z", "readyTransitionTime": "2024-06-01T11:00:00Z"},
+                {"name": "b", "phase": "Running", "ready": true, "startTime": "2024-06-01T11:00:00Z", "readyTransitionTime": "2024-06-01T11:00:00Z"}
+            ],
+            "metrics": {
+                "pods": [{"metricName": "queue", "items": [
+                    {"podName": "a", "value": "30", "timestamp": "2024-06-01T12:00:00Z"},
+                    {"podName": "b", "value": "30", "timestamp": "2024-06-01T12:00:00Z"}
+                ]}],
+                "external": [{"metricName": "gpu", "items": [], "error": "exporter down"}]
+            },
+            "input": {"recommendation": 5}
+        });
+        if let (Some(o), serde_json::Value::Object(e)) = (v.as_object_mut(), extra) {
+            o.extend(e);
+        }
+        serde_json::from_value(v).expect("scenario")
+    }
+
+    fn output(s: &Scenario) -> serde_json::Value {
+        serde_json::to_value(s.evaluate().expect("evaluates").output).expect("serializes")
+    }
+
+    #[test]
+    fn stabilization_outputs_neither_recommendation_nor_status() {
+        let out = output(&scenario("stabilization", serde_json::json!({})));
+        assert_eq!(out["recommendation"], serde_json::Value::Null);
+        assert_eq!(out["status"], serde_json::Value::Null);
+        assert_eq!(out["stabilizedRecommendation"], 5);
+    }
+
+    #[test]
+    fn normalization_outputs_the_input_status_with_its_conditions_but_no_recommendation() {
+        let out = output(&scenario("normalization", serde_json::json!({})));
+        assert_eq!(out["recommendation"], serde_json::Value::Null);
+        let types: Vec<&str> = out["status"]["conditions"]
+            .as_array()
+            .expect("conditions")
+            .iter()
+            .filter_map(|c| c["type"].as_str())
+            .collect();
+        assert_eq!(types, ["AbleToScale", "ScalingLimited"]);
+        assert_eq!(out["status"]["desiredReplicas"], 2);
+    }
+
+    #[test]
+    fn replica_calculation_outputs_the_input_status_with_scaling_active_and_the_partial_error() {
+        let out = output(&scenario("replicaCalculation", serde_json::json!({})));
+        assert_eq!(out["recommendation"], 6);
+        let conds = out["status"]["conditions"].as_array().expect("conditions");
+        assert_eq!(conds.len(), 1);
+        assert_eq!(conds[0]["type"], "ScalingActive");
+        assert_eq!(conds[0]["reason"], "ValidMetricFound");
+        // Only the conditions: the metric stage does not write currentMetrics.
+        assert_eq!(out["status"]["currentMetrics"], serde_json::Value::Null);
+        assert_eq!(out["status"]["desiredReplicas"], 2);
+        let err = out["error"].as_str().expect("partial error");
+        assert!(
+            err.starts_with("invalid metrics (1 invalid out of 2), first error is: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn status_serializes_as_the_api_does() {
+        let out = output(&scenario("normalization", serde_json::json!({})));
+        let status = out["status"].as_object().expect("status");
+        // currentReplicas is omitempty (0 here), currentMetrics always present.
+        assert!(!status.contains_key("currentReplicas"), "{status:?}");
+        assert!(status.contains_key("currentMetrics"));
+        assert_eq!(status["currentMetrics"], serde_json::Value::Null);
+        let out = output(&scenario("reconcile", serde_json::json!({})));
+        assert_eq!(out["status"]["currentReplicas"], 2);
+    }
+
+    #[test]
+    fn a_partial_metric_failure_scales_and_asks_for_a_retry() {
+        let s = scenario("reconcile", serde_json::json!({}));
+        let e = s.evaluate().expect("evaluates");
+        let text = crate::explain::render(&s, &e);
+        assert!(
+            text.contains("Some metrics failed, but the valid ones propose no scale-down"),
+            "{text}"
+        );
+        let d = e.decision.expect("decision");
+        assert!(d.rescale);
+        assert_eq!(d.desired_replicas, 4);
+        assert!(d.retry_with_backoff());
+        assert!(d.has_partial_metric_error());
+    }
+
+    #[test]
+    fn a_complete_metric_failure_is_not_a_partial_one() {
+        let s = scenario(
+            "reconcile",
+            serde_json::json!({"metrics": {"external": [{"metricName": "gpu", "items": [], "error": "down"}]}}),
+        );
+        let d = s.evaluate().expect("evaluates").decision.expect("decision");
+        assert!(!d.rescale);
+        assert!(d.retry_with_backoff());
+        assert!(!d.has_partial_metric_error());
+    }
 }
