@@ -14,11 +14,14 @@
 //! - [`calculator`]: one metric's proposal; [`metrics`]: all metrics and their maximum.
 //! - [`normalize`]: stabilization, rate limits and the clamp.
 //! - [`reconcile`]: one full decision → [`reconcile::Decision`].
+//! - [`autoscaler`]: [`Autoscaler`], the stateful face a control loop drives
+//!   (decide, then commit or take the failure path).
 //! - [`scenario`]: a decision captured as data, and `explain`'s JSON output.
 //! - [`explain`]: the decision told to a person.
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod autoscaler;
 pub mod calculator;
 pub mod conditions;
 pub mod defaults;
@@ -34,6 +37,7 @@ pub mod reconcile;
 pub mod scenario;
 pub mod settings;
 
+pub use autoscaler::{Autoscaler, FailedGetScale};
 pub use quantity::Quantity;
 pub use reconcile::{Decision, reconcile};
 pub use scenario::{ExplainOutput, Scenario, Stage};

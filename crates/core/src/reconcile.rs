@@ -11,7 +11,7 @@ use crate::api::{HorizontalPodAutoscaler, HorizontalPodAutoscalerStatus, MetricS
 use crate::calculator::{ReplicaCalculator, pod_index};
 use crate::conditions::{self, Event, reasons};
 use crate::defaults;
-use crate::history::{History, Recommendation};
+use crate::history::{History, Recommendation, ScaleEvent};
 use crate::labels;
 use crate::metrics::{
     MetricContext, MetricEvaluation, MetricsOutcome, compute_replicas_for_metrics,
@@ -63,6 +63,8 @@ pub struct Decision {
     pub history: History,
     /// The status as read at the start (to recompute `status_changed`).
     original_status: HorizontalPodAutoscalerStatus,
+    /// The scale events before this decision: a failed rescale records none.
+    scale_events_before: Vec<ScaleEvent>,
     current_replicas: i32,
 }
 
@@ -83,7 +85,7 @@ impl Decision {
     /// The scale update failed: upstream emits `FailedRescale`, sets
     /// `AbleToScale=False/FailedUpdateScale`, keeps the previous desired count and
     /// records no scale event.
-    pub fn rescale_failed(&mut self, error: &str, now: Timestamp, history_before: History) {
+    pub fn rescale_failed(&mut self, error: &str, now: Timestamp) {
         self.events
             .retain(|e| e.reason != reasons::SUCCESSFUL_RESCALE);
         self.events.push(Event::warning(
@@ -114,7 +116,7 @@ impl Decision {
             observed_generation: None,
         };
         // Scale events are only stored after a successful update.
-        self.history.scale_events = history_before.scale_events;
+        self.history.scale_events = std::mem::take(&mut self.scale_events_before);
         self.rescale = false;
         self.desired_replicas = self.current_replicas;
         self.status_changed = !status_semantic_eq(&self.original_status, &self.status);
@@ -226,6 +228,7 @@ pub fn reconcile(
 ) -> Decision {
     let original_status = hpa.status.clone().unwrap_or_default();
     let mut conds = original_status.conditions.clone().unwrap_or_default();
+    let scale_events_before = history.scale_events.clone();
     let mut history = history.clone();
     let mut events = Vec::new();
     let current = observed.spec_replicas;
@@ -329,6 +332,7 @@ pub fn reconcile(
                     events,
                     history,
                     original_status,
+                    scale_events_before,
                     current_replicas: current,
                 };
             }
@@ -417,6 +421,7 @@ pub fn reconcile(
         events,
         history,
         original_status,
+        scale_events_before,
         current_replicas: current,
     }
 }
@@ -522,7 +527,7 @@ mod tests {
                 .iter()
                 .any(|e| e.direction == Direction::Up)
         );
-        d.rescale_failed("conflict", now, history);
+        d.rescale_failed("conflict", now);
         assert!(!d.rescale);
         assert_eq!(d.status.desired_replicas, 2);
         assert!(d.history.scale_events.is_empty());
