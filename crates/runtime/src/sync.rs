@@ -1,0 +1,439 @@
+//! One sync of one autoscaler — `reconcileAutoscaler`'s I/O around the pure engine:
+//! read the scale, list the pods, read the metrics, decide, update the scale, commit,
+//! write the status if it changed, record the events. Every call has a timeout; a
+//! conflict on the scale update re-runs the sync on fresh reads.
+use std::time::Duration;
+
+use podscale_core::Autoscaler;
+use podscale_core::history::History;
+use podscale_core::observed::{Observed, Pod};
+use tokio::sync::watch;
+
+use crate::clock::{Clock, timeout};
+use crate::recorder::Recorder;
+use crate::source::{MetricSource, all_failed};
+use crate::stats::{Stats, bump};
+use crate::target::{Key, ScaleTarget, TargetError};
+
+/// Timing and retry settings of the loop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoopConfig {
+    /// Time between syncs of one autoscaler (kube-controller-manager's
+    /// `--horizontal-pod-autoscaler-sync-period`, 15 s).
+    pub sync_period: Duration,
+    /// Each wait is stretched by a random fraction up to this (client-go's
+    /// `wait.Jitter`), so thousands of autoscalers do not sync in lockstep.
+    pub jitter: f64,
+    /// Timeout of each call to the target and the recorder.
+    pub call_timeout: Duration,
+    /// Timeout of one metrics read (all the autoscaler's metrics).
+    pub metrics_timeout: Duration,
+    /// How often a scale update that hit a conflict is retried on fresh reads.
+    pub conflict_retries: u32,
+    /// First delay after a failure; doubles with each consecutive failure.
+    pub backoff_base: Duration,
+    /// Longest delay after API failures (429, 5xx, timeouts). Metric failures retry no
+    /// later than the sync period.
+    pub backoff_max: Duration,
+    /// The history (recommendations, scale events) is written with every status change
+    /// and whenever its values change; when only its timestamps move (a steady
+    /// recommendation), at most this often. After a restart, a stabilization window can
+    /// therefore end at most this much early.
+    pub history_flush_interval: Duration,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        Self {
+            sync_period: Duration::from_secs(15),
+            jitter: 0.1,
+            call_timeout: Duration::from_secs(10),
+            metrics_timeout: Duration::from_secs(10),
+            conflict_retries: 3,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            history_flush_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// When to sync this autoscaler next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// All went well (or retrying sooner would not help): after the sync period.
+    Period,
+    /// A metric failed (the decision may still have scaled on the others): back off,
+    /// but no later than the sync period — upstream requeues with rate limiting.
+    MetricBackoff,
+    /// The API failed (429, 5xx, timeout): exponential backoff up to `backoff_max`.
+    ApiBackoff,
+    /// Not the leader: nothing was read or written.
+    NotLeader,
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncReport {
+    /// `spec.replicas` of the target when read.
+    pub current_replicas: Option<i32>,
+    /// The replica count after the decision (the target's, if the update failed).
+    pub desired_replicas: Option<i32>,
+    pub rescaled: bool,
+    /// The error this sync returns (metric failure, partial metric failure, API error).
+    pub error: Option<String>,
+    pub retry: Retry,
+}
+
+/// What a sync needs, borrowed from the controller.
+#[derive(Debug)]
+pub struct Parts<'a, T, M, R, C> {
+    pub target: &'a T,
+    pub metrics: &'a M,
+    pub recorder: &'a R,
+    pub clock: &'a C,
+    pub config: &'a LoopConfig,
+    pub stats: &'a Stats,
+    /// `true` while this instance may write (holds the lease, or has no election).
+    pub may_write: &'a watch::Receiver<bool>,
+}
+
+/// The history last written for an autoscaler, to decide whether to write again.
+#[derive(Debug, Clone, Default)]
+pub struct Persisted {
+    values: Option<(Vec<i32>, History)>,
+    at: Option<jiff::Timestamp>,
+}
+
+/// The distinct recommended values, sorted: what a window's min or max can be. A
+/// steady recommendation changes only timestamps, which the flush interval covers.
+fn distinct_values(history: &History) -> Vec<i32> {
+    let mut v: Vec<i32> = history
+        .recommendations
+        .iter()
+        .flatten()
+        .map(|r| r.replicas)
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+impl Persisted {
+    fn needs_write(&self, history: &History, now: jiff::Timestamp, every: Duration) -> bool {
+        let Some((values, events)) = &self.values else {
+            return true;
+        };
+        if *values != distinct_values(history) || events.scale_events != history.scale_events {
+            return true;
+        }
+        self.at.is_none_or(|at| {
+            now.duration_since(at)
+                .try_into()
+                .is_ok_and(|d: Duration| d >= every)
+        })
+    }
+
+    fn written(&mut self, history: &History, now: jiff::Timestamp) {
+        let recs = distinct_values(history);
+        let events = History {
+            recommendations: None,
+            scale_events: history.scale_events.clone(),
+        };
+        self.values = Some((recs, events));
+        self.at = Some(now);
+    }
+}
+
+impl<T: ScaleTarget, M: MetricSource, R: Recorder, C: Clock> Parts<'_, T, M, R, C> {
+    fn leader(&self) -> bool {
+        *self.may_write.borrow()
+    }
+
+    async fn call<F: std::future::Future<Output = Result<X, TargetError>>, X>(
+        &self,
+        what: &str,
+        f: F,
+    ) -> Result<X, TargetError> {
+        match timeout(self.clock, self.config.call_timeout, f).await {
+            Ok(r) => r,
+            Err(e) => {
+                bump(&self.stats.timeouts);
+                Err(TargetError::Transient(format!("{what}: {e}")))
+            }
+        }
+    }
+
+    /// One sync of `autoscaler`.
+    #[tracing::instrument(level = "debug", skip_all, fields(autoscaler = %key))]
+    pub async fn sync(
+        &self,
+        key: &Key,
+        autoscaler: &mut Autoscaler,
+        persisted: &mut Persisted,
+    ) -> SyncReport {
+        if !self.leader() {
+            bump(&self.stats.skipped_not_leader);
+            return SyncReport {
+                current_replicas: None,
+                desired_replicas: None,
+                rescaled: false,
+                error: None,
+                retry: Retry::NotLeader,
+            };
+        }
+        bump(&self.stats.syncs);
+        let mut attempt = 0;
+        loop {
+            let last_try = attempt >= self.config.conflict_retries;
+            match self.attempt(key, autoscaler, persisted, last_try).await {
+                Attempt::Done(report) => return report,
+                Attempt::Conflict(e) => {
+                    attempt += 1;
+                    bump(&self.stats.conflicts_retried);
+                    tracing::debug!(autoscaler = %key, attempt, error = %e, "Scale update conflicted; syncing again on fresh reads.");
+                }
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        key: &Key,
+        autoscaler: &mut Autoscaler,
+        persisted: &mut Persisted,
+        last_try: bool,
+    ) -> Attempt {
+        let hpa = autoscaler.hpa().clone();
+        // 1. The scale subresource.
+        let scale = match self.call("get scale", self.target.get_scale(&hpa)).await {
+            Ok(s) => s,
+            Err(e) => {
+                bump(&self.stats.get_scale_failures);
+                let now = self.clock.now();
+                let f = autoscaler.failed_get_scale(&e.to_string(), now);
+                tracing::warn!(autoscaler = %key, error = %e, "Cannot read the target's scale.");
+                self.record_event(key, autoscaler, &f.event).await;
+                let mut retry = retry_for(&e);
+                if f.status_changed
+                    && !self
+                        .write_status(key, autoscaler, persisted, now, true)
+                        .await
+                {
+                    retry = Retry::ApiBackoff;
+                }
+                return Attempt::Done(SyncReport {
+                    current_replicas: None,
+                    desired_replicas: None,
+                    rescaled: false,
+                    error: Some(e.to_string()),
+                    retry,
+                });
+            }
+        };
+        // 2. The pods the selector lists; 3. the metrics.
+        let selector = scale.selector.as_deref();
+        let pods: Result<Vec<Pod>, TargetError> = match selector {
+            // The engine reports a missing selector itself (SelectorRequired).
+            Some("") => Ok(Vec::new()),
+            _ => {
+                self.call("list pods", self.target.list_pods(&hpa, selector))
+                    .await
+            }
+        };
+        let (pods, metrics) = match pods {
+            Ok(pods) => {
+                let now = self.clock.now();
+                let metrics = match timeout(
+                    self.clock,
+                    self.config.metrics_timeout,
+                    self.metrics.read(&hpa, &pods, now),
+                )
+                .await
+                {
+                    Ok(m) => m,
+                    Err(e) => {
+                        bump(&self.stats.timeouts);
+                        all_failed(&format!("reading metrics {e}"))
+                    }
+                };
+                (pods, metrics)
+            }
+            Err(e) => {
+                bump(&self.stats.list_pods_failures);
+                // Upstream's replica calculator fails every metric when the pod lister
+                // fails; the engine then keeps the replicas with ScalingActive=False.
+                let msg = format!("unable to get pods while calculating replica count: {e}");
+                (Vec::new(), all_failed(&msg))
+            }
+        };
+        let observed = Observed {
+            spec_replicas: scale.spec_replicas,
+            status_replicas: scale.status_replicas,
+            selector: scale.selector.clone(),
+            pods,
+            metrics,
+        };
+        // 4. Decide.
+        let now = self.clock.now();
+        let mut decision = autoscaler.decide(&observed, now);
+        bump(&self.stats.decisions);
+        let mut retry = Retry::Period;
+        if decision.error.is_some() {
+            if decision.has_partial_metric_error() {
+                bump(&self.stats.partial_metric_failures);
+            } else {
+                bump(&self.stats.metric_failures);
+            }
+            retry = Retry::MetricBackoff;
+        }
+        // 5. Act.
+        let mut rescale_error = None;
+        if decision.rescale {
+            if !self.leader() {
+                bump(&self.stats.skipped_not_leader);
+                return Attempt::Done(not_leader());
+            }
+            match self
+                .call(
+                    "update scale",
+                    self.target.set_replicas(&hpa, decision.desired_replicas),
+                )
+                .await
+            {
+                Ok(()) => {
+                    bump(&self.stats.rescales);
+                    tracing::info!(autoscaler = %key, from = scale.spec_replicas, to = decision.desired_replicas, reason = %decision.reason, "Rescaled.");
+                    autoscaler.commit(&decision);
+                }
+                // Someone else changed the target: decide again on fresh reads (the
+                // engine is pure, nothing was committed), unless retries are used up.
+                Err(TargetError::Conflict(e)) if !last_try => return Attempt::Conflict(e),
+                Err(e) => {
+                    bump(&self.stats.rescale_failures);
+                    tracing::warn!(autoscaler = %key, error = %e, "Cannot update the target's scale.");
+                    autoscaler.commit_failed_rescale(
+                        &mut decision,
+                        &e.to_string(),
+                        self.clock.now(),
+                    );
+                    retry = retry_for(&e);
+                    rescale_error = Some(e.to_string());
+                }
+            }
+        } else {
+            autoscaler.commit(&decision);
+        }
+        // 6. Status and events.
+        if !self
+            .write_status(key, autoscaler, persisted, now, decision.status_changed)
+            .await
+        {
+            retry = Retry::ApiBackoff;
+        }
+        for e in &decision.events {
+            self.record_event(key, autoscaler, e).await;
+        }
+        Attempt::Done(SyncReport {
+            current_replicas: Some(scale.spec_replicas),
+            desired_replicas: Some(decision.desired_replicas),
+            rescaled: decision.rescale,
+            error: rescale_error.or(decision.error),
+            retry,
+        })
+    }
+
+    /// Writes status and history when needed; `false` if a write failed.
+    async fn write_status(
+        &self,
+        key: &Key,
+        autoscaler: &Autoscaler,
+        persisted: &mut Persisted,
+        now: jiff::Timestamp,
+        status_changed: bool,
+    ) -> bool {
+        let history_due = persisted.needs_write(
+            autoscaler.history(),
+            now,
+            self.config.history_flush_interval,
+        );
+        if !status_changed && !history_due {
+            return true;
+        }
+        if !self.leader() {
+            bump(&self.stats.skipped_not_leader);
+            return true;
+        }
+        let Some(status) = autoscaler.status() else {
+            return true;
+        };
+        let write = self
+            .recorder
+            .write_status(key, autoscaler.hpa(), status, autoscaler.history());
+        let result = match timeout(self.clock, self.config.call_timeout, write).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => {
+                bump(&self.stats.timeouts);
+                Err(format!("write status: {e}"))
+            }
+        };
+        match result {
+            Ok(()) => {
+                bump(&self.stats.status_writes);
+                persisted.written(autoscaler.history(), now);
+                true
+            }
+            Err(e) => {
+                bump(&self.stats.status_write_failures);
+                tracing::warn!(autoscaler = %key, error = %e, "Cannot write the autoscaler's status.");
+                // updateStatus: `Warning FailedUpdateStatus` with the error.
+                let event = podscale_core::conditions::Event::warning(
+                    podscale_core::conditions::reasons::FAILED_UPDATE_STATUS,
+                    e,
+                );
+                self.record_event(key, autoscaler, &event).await;
+                false
+            }
+        }
+    }
+
+    async fn record_event(
+        &self,
+        key: &Key,
+        autoscaler: &Autoscaler,
+        event: &podscale_core::conditions::Event,
+    ) {
+        if !self.leader() {
+            return;
+        }
+        bump(&self.stats.events);
+        // Events are best effort: a slow recorder must not hold the loop.
+        let _ = timeout(
+            self.clock,
+            self.config.call_timeout,
+            self.recorder.event(key, autoscaler.hpa(), event),
+        )
+        .await;
+    }
+}
+
+enum Attempt {
+    Done(SyncReport),
+    Conflict(String),
+}
+
+fn not_leader() -> SyncReport {
+    SyncReport {
+        current_replicas: None,
+        desired_replicas: None,
+        rescaled: false,
+        error: None,
+        retry: Retry::NotLeader,
+    }
+}
+
+fn retry_for(e: &TargetError) -> Retry {
+    match e {
+        TargetError::Permanent(_) => Retry::Period,
+        TargetError::Conflict(_) | TargetError::Transient(_) => Retry::ApiBackoff,
+    }
+}
