@@ -317,15 +317,10 @@ async fn the_client_decodes_answers_and_passes_on_prometheus_errors() {
 
 fn prom_config(url: &str) -> PrometheusConfig {
     PrometheusConfig {
-        url: url.to_owned(),
         timeout: Duration::from_secs(5),
-        method: HttpMethod::Get,
         retries: 1,
         retry_backoff: Duration::from_millis(10),
-        pod_label: "pod".into(),
-        bearer_token_file: None,
-        basic_auth: None,
-        tls: None,
+        ..PrometheusConfig::new(url)
     }
 }
 
