@@ -47,8 +47,8 @@ pub struct Args {
 pub enum MetricsOutput {
     /// For a person (the default).
     Text,
-    /// JSON, for programs: every metric's samples, drops, notes and errors, plus the
-    /// engine's input (`observed`), as `--scenario` records it.
+    /// JSON, for programs: each metric's samples, drops, notes and error, and the
+    /// engine's input (`observed`).
     Json,
     /// The same data as YAML.
     Yaml,

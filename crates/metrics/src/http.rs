@@ -211,6 +211,22 @@ impl Secrets {
             Length::AtLeast(n) => (n, true),
         };
         let scrubbed = self.scrub(text);
+        // One line, and no escape sequences a server could paint a terminal with.
+        let scrubbed: String = if scrubbed.contains(char::is_control) {
+            scrubbed
+                .chars()
+                .flat_map(|c| {
+                    let escaped: Vec<char> = if c.is_control() {
+                        c.escape_default().collect()
+                    } else {
+                        vec![c]
+                    };
+                    escaped
+                })
+                .collect()
+        } else {
+            scrubbed
+        };
         if scrubbed.len() <= max && !more && total == text.len() as u64 {
             return scrubbed;
         }
@@ -474,6 +490,11 @@ mod tests {
         assert_eq!(
             s.excerpt(body.as_bytes(), 200, Length::Whole),
             "xxxxxxxxxxxxxxx Authorization: Bearer xxxxx"
+        );
+        // Control characters are escaped: one line, no terminal escapes.
+        assert_eq!(
+            s.excerpt(b"a\r\nb\x1b[31m", 100, Length::Whole),
+            "a\\r\\nb\\u{1b}[31m"
         );
         // Cut inside the second copy: its beginning is not shown either.
         let e = s.excerpt(b"abc TOKEN-123", 100, Length::AtLeast(1 << 30));
