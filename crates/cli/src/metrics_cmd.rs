@@ -17,7 +17,8 @@ use crate::input;
 pub struct Args {
     /// The HPA manifest (YAML or JSON). With several HPAs in the file, pick one with --name.
     pub hpa: String,
-    /// Where each metric comes from (see crates/metrics/src/config.rs for the format).
+    /// Where each metric comes from (see crates/metrics/src/config.rs for the format);
+    /// `-` reads it from standard input (at most 4 MiB).
     #[arg(long, default_value = "podscale.yaml")]
     pub config: String,
     /// The target's pods and where to reach them: `name=ip:port,name2=ip,...`.
@@ -35,13 +36,39 @@ pub struct Args {
     /// `podscale explain` evaluates.
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<String>,
-    /// Output format (`json`/`yaml`: every sample plus the engine's input).
-    #[arg(short, long, value_enum, default_value_t = Output::Text)]
-    pub output: Output,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = MetricsOutput::Text)]
+    pub output: MetricsOutput,
+}
+
+/// Output format of `podscale metrics` (its own, so `--help` describes this command's
+/// JSON, not `explain`'s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsOutput {
+    /// For a person (the default).
+    Text,
+    /// JSON, for programs: each metric's samples, drops, notes and error, and the
+    /// engine's input (`observed`).
+    Json,
+    /// The same data as YAML.
+    Yaml,
+}
+
+impl From<MetricsOutput> for Output {
+    fn from(o: MetricsOutput) -> Self {
+        match o {
+            MetricsOutput::Text => Self::Text,
+            MetricsOutput::Json => Self::Json,
+            MetricsOutput::Yaml => Self::Yaml,
+        }
+    }
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
     podscale_metrics::http::install_crypto_provider();
+    if args.config == "-" && args.hpa == "-" {
+        bail!("the HPA and --config cannot both be read from standard input (-)");
+    }
     let config = Config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let hpa = load_hpa(&args.hpa, args.name.as_deref())?;
     let pods = args
@@ -66,7 +93,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             now: jiff::Timestamp::now(),
         },
     ));
-    match args.output {
+    match Output::from(args.output) {
         Output::Text => print!("{}", render(&reading, pods.is_some())),
         Output::Json => println!("{}", serde_json::to_string_pretty(&reading)?),
         Output::Yaml => print!("{}", serde_saphyr::to_string(&reading)?),
@@ -182,9 +209,17 @@ fn render(r: &Reading, pods_given: bool) -> String {
             };
             let _ = writeln!(
                 out,
-                "   {who:<32} {:>14}  at {}",
+                "   {who:<32} {:>14}  at {}{}",
                 s.quantity.to_string(),
-                s.timestamp
+                s.timestamp,
+                if s.truncated_to_zero {
+                    format!(
+                        "  (read {}: below 1m, truncated to 0)",
+                        podscale_metrics::exposition::format_value(s.value)
+                    )
+                } else {
+                    String::new()
+                }
             );
         }
         for d in &m.dropped {

@@ -54,22 +54,39 @@ impl PodInfo {
     /// address.
     ///
     /// # Errors
-    /// An empty name.
+    /// An empty list or entry (`a,,b`, a trailing comma), an empty name or address,
+    /// or a pod named twice: each would silently change which pods count.
     pub fn parse_list(s: &str) -> Result<Vec<Self>, String> {
+        if s.trim().is_empty() {
+            return Err("empty list (expected name=ip:port,...)".into());
+        }
+        let mut seen = BTreeSet::new();
         s.split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| {
+            .enumerate()
+            .map(|(i, p)| {
+                let p = p.trim();
+                if p.is_empty() {
+                    return Err(format!(
+                        "entry {} is empty (expected name=ip:port,...)",
+                        i + 1
+                    ));
+                }
                 let (name, address) = match p.split_once('=') {
-                    Some((n, a)) => (n.trim(), Some(a.trim().to_owned())),
+                    Some((n, a)) => (n.trim(), Some(a.trim())),
                     None => (p, None),
                 };
                 if name.is_empty() {
                     return Err(format!("{p:?}: empty pod name (expected name=ip:port)"));
                 }
+                if address == Some("") {
+                    return Err(format!("{p:?}: empty address (expected name=ip:port)"));
+                }
+                if !seen.insert(name.to_owned()) {
+                    return Err(format!("pod {name:?} is given twice"));
+                }
                 Ok(Self {
                     name: name.to_owned(),
-                    address: address.filter(|a| !a.is_empty()),
+                    address: address.map(str::to_owned),
                 })
             })
             .collect()
@@ -145,6 +162,10 @@ pub struct SampleReading {
     /// What the engine receives (milli-units, truncated as prometheus-adapter does).
     pub quantity: Quantity,
     pub timestamp: Timestamp,
+    /// The value is not 0 but below 1m (0.001), so the engine receives 0: the
+    /// adapter's truncation, kept, and said.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated_to_zero: bool,
 }
 
 /// A sample that was read but not used, and why.
@@ -515,7 +536,8 @@ async fn read_custom(
     }
     let Some(metric) = config.metric(mkind, &ident.name) else {
         reading.error = Some(format!(
-            "podscale.yaml has no {} metric named {:?} (add it under `metrics:` with type: {})",
+            "{} has no {} metric named {:?} (add it under `metrics:` with type: {})",
+            config.file_name(),
             mkind.hpa_type(),
             ident.name,
             match mkind {
@@ -575,6 +597,7 @@ async fn read_api(
         value: q.as_approximate_f64(),
         quantity: q,
         timestamp: ts.unwrap_or_default(),
+        truncated_to_zero: false,
     };
     let (api, result) = match kind {
         MetricKind::Pods => (
@@ -667,6 +690,17 @@ async fn read_prometheus(
     };
     match client.query(&query, None).await {
         Err(e) => out.values = Err(e.to_string()),
+        Ok(response)
+            if metric.kind == MetricKind::Pods
+                && matches!(
+                    response.result,
+                    crate::prometheus::QueryResult::Scalar { .. }
+                ) =>
+        {
+            out.values = Err(format!(
+                "the query returned a scalar; a Pods metric needs an instant vector with one series per pod, labelled {pod_label:?} (e.g. sum by ({pod_label}) (...))"
+            ));
+        }
         Ok(response) => {
             out.notes.extend(
                 response
@@ -822,7 +856,7 @@ async fn read_scrape(
                 }),
                 None if x.matched > 0 => out.dropped.push(Dropped {
                     what: o.pod,
-                    reason: "NaN: no data".into(),
+                    reason: format!("{}: no data", x.non_finite.join(", ")),
                 }),
                 None => out.dropped.push(Dropped {
                     what: o.pod,
@@ -942,7 +976,9 @@ fn apply_rules(
             }
         },
     };
-    let read_any = !values.is_empty();
+    // Series the source dropped (no pod label, …) were read too: the result was
+    // not empty.
+    let read_any = !values.is_empty() || !reading.dropped.is_empty();
     // Prometheus answers in no particular order; a reading should read the same twice.
     let mut values = values;
     values.sort_by(|a, b| (&a.pod, &a.labels).cmp(&(&b.pod, &b.labels)));
@@ -1031,19 +1067,35 @@ fn apply_rules(
     }
     reading.samples = kept
         .into_iter()
-        .map(|r| SampleReading {
-            pod: r.pod,
-            container: r.container,
-            labels: if metric.kind == MetricKind::Pods {
-                BTreeMap::new()
-            } else {
-                r.labels
-            },
-            value: r.value,
-            quantity: r.quantity.unwrap_or_else(|| quantity(r.value)),
-            timestamp: r.timestamp,
+        .map(|r| {
+            let q = r.quantity.unwrap_or_else(|| quantity(r.value));
+            SampleReading {
+                pod: r.pod,
+                container: r.container,
+                labels: if metric.kind == MetricKind::Pods {
+                    BTreeMap::new()
+                } else {
+                    r.labels
+                },
+                value: r.value,
+                truncated_to_zero: r.quantity.is_none() && r.value != 0.0 && q.milli_value() == 0,
+                quantity: q,
+                timestamp: r.timestamp,
+            }
         })
         .collect();
+    let below = reading
+        .samples
+        .iter()
+        .filter(|s| s.truncated_to_zero)
+        .count();
+    if below > 0 {
+        // prometheus-adapter: NewMilliQuantity(int64(value*1000)), so the HPA sees 0 too.
+        reading.notes.push(format!(
+            "{below} of {} samples are below 0.001 (1m) and read as 0: values are truncated to milli-units, as prometheus-adapter does",
+            reading.samples.len()
+        ));
+    }
 }
 
 /// Resource metrics: one answer shared by every Resource/ContainerResource metric.
@@ -1099,6 +1151,7 @@ async fn read_resources(
                                     value: q.as_approximate_f64(),
                                     quantity: *q,
                                     timestamp: p.timestamp.unwrap_or(req.now),
+                                    truncated_to_zero: false,
                                 });
                             }
                         }
@@ -1208,6 +1261,7 @@ async fn read_resources(
                         value: s.value,
                         quantity: q,
                         timestamp: s.timestamp,
+                        truncated_to_zero: false,
                     });
                     stamps.insert(pod.clone(), s.timestamp);
                     per_pod
@@ -1387,6 +1441,15 @@ mod tests {
         assert_eq!(p[0].address.as_deref(), Some("10.0.0.1:8000"));
         assert_eq!(p[2].address, None);
         assert!(PodInfo::parse_list("=1.2.3.4").is_err());
+        for (bad, why) in [
+            ("", "empty list (expected name=ip:port,...)"),
+            ("a,,b", "entry 2 is empty (expected name=ip:port,...)"),
+            ("a,", "entry 2 is empty (expected name=ip:port,...)"),
+            ("a=1.2.3.4,b,a=1.2.3.5", "pod \"a\" is given twice"),
+            ("a=", "\"a=\": empty address (expected name=ip:port)"),
+        ] {
+            assert_eq!(PodInfo::parse_list(bad), Err(why.to_owned()), "{bad:?}");
+        }
     }
 
     #[test]

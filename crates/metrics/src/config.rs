@@ -7,6 +7,8 @@
 //!   method: GET             # or POST (long queries)
 //!   retries: 2              # after the first attempt, with jittered exponential backoff
 //!   retryBackoff: 200ms
+//!   maxResponseSize: 16MiB  # reading stops there; larger answers are errors
+//!   maxSeries: 10000        # more series in one answer is an error
 //!   podLabel: pod           # the result label that names a pod
 //!   bearerTokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token
 //!   basicAuth: { username: podscale, passwordFile: /etc/podscale/password }
@@ -71,6 +73,9 @@ pub struct Config {
     /// target's scale and pods).
     #[serde(default)]
     pub kubernetes: Option<KubernetesConfig>,
+    /// The file it was read from, for messages (set by [`Config::from_source`]).
+    #[serde(skip)]
+    pub file: String,
 }
 
 /// The Kubernetes connection.
@@ -136,6 +141,37 @@ pub struct PrometheusConfig {
     pub basic_auth: Option<BasicAuth>,
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// The largest answer read from Prometheus (`16MiB`, or bytes): reading stops
+    /// there with an error, so a runaway result or error page cannot take the memory.
+    #[serde(
+        default = "default_max_response_size",
+        deserialize_with = "byte_size",
+        serialize_with = "ser_byte_size"
+    )]
+    pub max_response_size: u64,
+    /// The most series one query may return; more is an error (a query that forgot
+    /// to aggregate), not a reading.
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
+}
+
+impl PrometheusConfig {
+    /// A server at `url` with every other setting at its default.
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            timeout: default_prometheus_timeout(),
+            method: HttpMethod::default(),
+            retries: default_retries(),
+            retry_backoff: default_backoff(),
+            pod_label: default_pod_label(),
+            bearer_token_file: None,
+            basic_auth: None,
+            tls: None,
+            max_response_size: default_max_response_size(),
+            max_series: default_max_series(),
+        }
+    }
 }
 
 /// HTTP method of instant queries.
@@ -386,6 +422,33 @@ pub const DEFAULT_CPU_QUERY: &str = r#"sum by (pod, container) (rate(container_c
 /// The default memory query of `resources.source: prometheus` (bytes per container).
 pub const DEFAULT_MEMORY_QUERY: &str = r#"sum by (pod, container) (container_memory_working_set_bytes{namespace="{{namespace}}", pod=~"{{pods}}", container!="", container!="POD"})"#;
 
+/// Default of `prometheus.maxResponseSize`: far above any sane instant-vector answer
+/// (10,000 series with labels is about 2 MiB), far below what hurts.
+pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 16 * MIB;
+/// Default of `prometheus.maxSeries`: more series than any HPA target has pods.
+pub const DEFAULT_MAX_SERIES: usize = 10_000;
+/// Largest config file read (a config is a few KiB).
+pub const MAX_CONFIG_BYTES: u64 = 4 * MIB;
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+
+/// The accepted range of each bounded setting.
+mod limits {
+    use super::{GIB, KIB};
+    use std::time::Duration;
+    /// A query slower than this is useless to an HPA that syncs every 15 s.
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+    pub const MAX_RETRIES: u32 = 10;
+    /// Each wait is capped at 10 s (`http::Jitter`): a larger base means nothing.
+    pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
+    pub const MIN_RESPONSE: u64 = KIB;
+    pub const MAX_RESPONSE: u64 = GIB;
+    pub const MAX_SERIES: usize = 1_000_000;
+    pub const MAX_CONCURRENCY: usize = 10_000;
+    pub const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
+}
+
 fn default_prometheus_timeout() -> Duration {
     Duration::from_secs(5)
 }
@@ -400,6 +463,12 @@ fn default_backoff() -> Duration {
 }
 fn default_concurrency() -> usize {
     64
+}
+fn default_max_response_size() -> u64 {
+    DEFAULT_MAX_RESPONSE_SIZE
+}
+fn default_max_series() -> usize {
+    DEFAULT_MAX_SERIES
 }
 fn default_pod_label() -> String {
     "pod".into()
@@ -453,31 +522,129 @@ fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<
     }
 }
 
+/// Parses a size: bytes (`1048576`), or a number with a unit: `B`, `KiB`/`KB`,
+/// `MiB`/`MB`, `GiB`/`GB`. As Prometheus's `body_size_limit` (alecthomas/units
+/// `Base2Bytes`), `KB`, `MB` and `GB` are powers of 1024.
+pub fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("size {s:?}: expected a number of bytes or e.g. 16MiB"))?;
+    let unit_size = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "KB" | "K" => KIB,
+        "MiB" | "MB" | "M" => MIB,
+        "GiB" | "GB" | "G" => GIB,
+        other => {
+            return Err(format!(
+                "size {s:?}: unknown unit {other:?} (B, KiB, MiB, GiB)"
+            ));
+        }
+    };
+    n.checked_mul(unit_size)
+        .ok_or_else(|| format!("size {s:?} is too large"))
+}
+
+/// A size written the way [`parse_byte_size`] reads it (`16MiB`, `1500B`).
+pub fn format_byte_size(n: u64) -> String {
+    for (unit, size) in [("GiB", GIB), ("MiB", MIB), ("KiB", KIB)] {
+        if n >= size && n.is_multiple_of(size) {
+            return format!("{}{unit}", n / size);
+        }
+    }
+    format!("{n}B")
+}
+
+fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a size such as 16MiB, or a number of bytes")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::custom(format!("size {v} is negative")))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<u64, E> {
+            parse_byte_size(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
+fn ser_byte_size<S: serde::Serializer>(n: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_byte_size(*n))
+}
+
 /// Why a config file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error(transparent)]
-    Manifest(#[from] podscale_manifest::ManifestError),
+    /// Unreadable, not YAML/JSON, or not the config's shape. The message already holds
+    /// the cause (`podscale.yaml: No such file or directory`); it is not chained as a
+    /// source too, or `{:#}` would print the cause twice.
+    #[error("{0}")]
+    Manifest(podscale_manifest::ManifestError),
     #[error("{file}: no document found")]
     Empty { file: String },
+    #[error(
+        "{file}: larger than {} (a config is a few KiB)",
+        format_byte_size(MAX_CONFIG_BYTES)
+    )]
+    TooLarge { file: String },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Diagnostic>),
 }
 
+impl From<podscale_manifest::ManifestError> for ConfigError {
+    fn from(e: podscale_manifest::ManifestError) -> Self {
+        Self::Manifest(e)
+    }
+}
+
+/// How messages name standard input (`--config -`).
+pub const STDIN_NAME: &str = "<stdin>";
+
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file; `-` reads standard input. At most
+    /// [`MAX_CONFIG_BYTES`] are read.
     ///
     /// # Errors
-    /// The file cannot be read or parsed, does not have the config's shape, or fails
-    /// [`validate`]; every message carries `file:line:col`.
+    /// The file cannot be read or parsed, is too large, does not have the config's
+    /// shape, or fails [`validate`]; every message names the file (`<stdin>` for `-`)
+    /// and, past reading, carries `file:line:col`.
     pub fn load(path: &str) -> Result<Self, ConfigError> {
-        let source = std::fs::read_to_string(path).map_err(|source| {
-            podscale_manifest::ManifestError::Read {
-                file: path.to_owned(),
+        use std::io::Read as _;
+        let (name, reader): (&str, Box<dyn std::io::Read>) = if path == "-" {
+            (STDIN_NAME, Box::new(std::io::stdin().lock()))
+        } else {
+            let f = std::fs::File::open(path).map_err(|source| {
+                podscale_manifest::ManifestError::Read {
+                    file: path.to_owned(),
+                    source,
+                }
+            })?;
+            (path, Box::new(f))
+        };
+        let mut source = String::new();
+        reader
+            .take(MAX_CONFIG_BYTES + 1)
+            .read_to_string(&mut source)
+            .map_err(|source| podscale_manifest::ManifestError::Read {
+                file: name.to_owned(),
                 source,
-            }
-        })?;
-        Self::from_source(&source, path)
+            })?;
+        if source.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                file: name.to_owned(),
+            });
+        }
+        Self::from_source(&source, name)
     }
 
     /// Parses and validates config text; `file` names it in messages.
@@ -491,12 +658,23 @@ impl Config {
                 file: file.to_owned(),
             });
         };
-        let config: Config = podscale_manifest::deserialize(doc, file)?;
+        let mut config: Config = podscale_manifest::deserialize(doc, file)?;
         let problems = validate(&config, doc, file);
         if problems.is_empty() {
+            config.file = file.to_owned();
             Ok(config)
         } else {
             Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// The name of the file this config was read from (`podscale.yaml`, `<stdin>`),
+    /// for messages.
+    pub fn file_name(&self) -> &str {
+        if self.file.is_empty() {
+            "the config"
+        } else {
+            &self.file
         }
     }
 
@@ -555,13 +733,64 @@ pub fn validate(config: &Config, doc: &Document, file: &str) -> Vec<Diagnostic> 
             message,
         });
     };
+    // A value over its range, shown as written (`100000h`, not `360000000s`).
+    let too_large = |path: &str, fallback: String, max: String| {
+        let written = written(doc, path).unwrap_or(fallback);
+        format!("Invalid value: {written}: must be at most {max}")
+    };
+    let mut durations: Vec<(String, Duration, Duration)> = Vec::new();
     if let Some(p) = &config.prometheus {
-        match reqwest_free_url_check(&p.url) {
-            Ok(()) => {}
-            Err(msg) => report(
+        if let Err(msg) = reqwest_free_url_check(&p.url) {
+            report(
                 "prometheus.url",
-                format!("Invalid value: {:?}: {msg}", p.url),
-            ),
+                // Redacted: the URL may carry a password or a token.
+                format!("Invalid value: {:?}: {msg}", redact_url(&p.url)),
+            );
+        }
+        if url_has_userinfo(&p.url) && (p.basic_auth.is_some() || p.bearer_token_file.is_some()) {
+            report(
+                "prometheus.url",
+                "Forbidden: credentials in the URL and basicAuth or bearerTokenFile: set one"
+                    .into(),
+            );
+        }
+        durations.push(("prometheus.timeout".into(), p.timeout, limits::MAX_TIMEOUT));
+        durations.push((
+            "prometheus.retryBackoff".into(),
+            p.retry_backoff,
+            limits::MAX_BACKOFF,
+        ));
+        if p.retries > limits::MAX_RETRIES {
+            report(
+                "prometheus.retries",
+                too_large(
+                    "prometheus.retries",
+                    p.retries.to_string(),
+                    limits::MAX_RETRIES.to_string(),
+                ),
+            );
+        }
+        if !(limits::MIN_RESPONSE..=limits::MAX_RESPONSE).contains(&p.max_response_size) {
+            let written = written(doc, "prometheus.maxResponseSize")
+                .unwrap_or(p.max_response_size.to_string());
+            report(
+                "prometheus.maxResponseSize",
+                format!(
+                    "Invalid value: {written}: must be between {} and {}",
+                    format_byte_size(limits::MIN_RESPONSE),
+                    format_byte_size(limits::MAX_RESPONSE)
+                ),
+            );
+        }
+        if !(1..=limits::MAX_SERIES).contains(&p.max_series) {
+            report(
+                "prometheus.maxSeries",
+                format!(
+                    "Invalid value: {}: must be between 1 and {}",
+                    p.max_series,
+                    limits::MAX_SERIES
+                ),
+            );
         }
         if !crate::exposition::is_legacy_label_name(&p.pod_label) {
             report(
@@ -597,6 +826,27 @@ pub fn validate(config: &Config, doc: &Document, file: &str) -> Vec<Diagnostic> 
             "scrape.concurrency",
             "Invalid value: 0: must be greater than 0".into(),
         );
+    }
+    if config.scrape.concurrency > limits::MAX_CONCURRENCY {
+        report(
+            "scrape.concurrency",
+            too_large(
+                "scrape.concurrency",
+                config.scrape.concurrency.to_string(),
+                limits::MAX_CONCURRENCY.to_string(),
+            ),
+        );
+    }
+    durations.push((
+        "scrape.timeout".into(),
+        config.scrape.timeout,
+        limits::MAX_TIMEOUT,
+    ));
+    if let Some(k) = &config.kubernetes {
+        durations.push(("kubernetes.timeout".into(), k.timeout, limits::MAX_TIMEOUT));
+    }
+    if let Some(w) = config.resources.window {
+        durations.push(("resources.window".into(), w, limits::MAX_WINDOW));
     }
     let mut seen: BTreeSet<(MetricKind, &str)> = BTreeSet::new();
     for (i, m) in config.metrics.iter().enumerate() {
@@ -723,6 +973,12 @@ pub fn validate(config: &Config, doc: &Document, file: &str) -> Vec<Diagnostic> 
                 "Invalid value: \"emptyAs\": the metric sets no emptyAs value".into(),
             );
         }
+        if let Some(d) = m.max_age {
+            durations.push((at("maxAge"), d, limits::MAX_WINDOW));
+        }
+        if let Some(d) = m.scrape.as_ref().and_then(|s| s.timeout) {
+            durations.push((at("scrape.timeout"), d, limits::MAX_TIMEOUT));
+        }
         if let Some(l) = &m.pod_label
             && !crate::exposition::is_legacy_label_name(l)
         {
@@ -752,7 +1008,139 @@ pub fn validate(config: &Config, doc: &Document, file: &str) -> Vec<Diagnostic> 
             }
         }
     }
+    for (path, d, max) in durations {
+        if d > max {
+            report(
+                &path,
+                too_large(&path, format_duration(d), format_limit(max)),
+            );
+        }
+    }
+    out.sort_by_key(|d| (d.line, d.column));
     out
+}
+
+/// A limit in the largest whole unit (`5m`, `24h`, `10s`).
+fn format_limit(d: Duration) -> String {
+    match d.as_secs() {
+        s if d.subsec_nanos() == 0 && s > 0 && s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        s if d.subsec_nanos() == 0 && s > 0 && s.is_multiple_of(60) => format!("{}m", s / 60),
+        _ => format_duration(d),
+    }
+}
+
+/// The value at a field path (`metrics[0].maxAge`) as the file writes it.
+fn written(doc: &Document, path: &str) -> Option<String> {
+    let mut v = &doc.value;
+    for part in path.split('.') {
+        let (key, index) = match part.split_once('[') {
+            Some((k, rest)) => (k, rest.strip_suffix(']')?.parse::<usize>().ok()),
+            None => (part, None),
+        };
+        v = v.get(key)?;
+        if let Some(i) = index {
+            v = v.get(i)?;
+        }
+    }
+    Some(match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+/// Whether a URL carries credentials (`http://user:pw@host`).
+fn url_has_userinfo(url: &str) -> bool {
+    authority(url).contains('@')
+}
+
+/// Where a URL's authority starts and ends (after `scheme://`, up to the path, query
+/// or fragment; past the last `@` before them, so a password with `/` or `@` in it
+/// counts as userinfo, not path).
+fn authority_bounds(url: &str) -> (usize, usize) {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[start..];
+    let before_query = rest.find(['?', '#']).unwrap_or(rest.len());
+    let host_start = rest[..before_query].rfind('@').map_or(0, |i| i + 1);
+    let end = rest[host_start..]
+        .find(['/', '?', '#'])
+        .map_or(rest.len(), |i| host_start + i);
+    (start, start + end)
+}
+
+fn authority(url: &str) -> &str {
+    let (a, b) = authority_bounds(url);
+    &url[a..b]
+}
+
+/// Query parameters whose value is treated as a secret: any name containing one of
+/// these (case-insensitive).
+const SECRET_PARAMS: &[&str] = &[
+    "token",
+    "key",
+    "secret",
+    "password",
+    "passwd",
+    "pwd",
+    "auth",
+    "sig",
+    "credential",
+    "session",
+];
+
+/// A URL safe to show: the password of its userinfo is replaced by `xxxxx`, as Go's
+/// `url.URL.Redacted` (which Prometheus and kubectl use) does, and a userinfo without
+/// a password (often a token) as a whole; the values of token-like query parameters
+/// (`access_token`, `api_key`, `X-Amz-Signature`, …) are replaced too. Works on any
+/// text, so an unparsable URL is redacted as well.
+pub fn redact_url(url: &str) -> String {
+    const MASK: &str = "xxxxx";
+    let (a, b) = authority_bounds(url);
+    let auth = &url[a..b];
+    let mut out = String::with_capacity(url.len());
+    out.push_str(&url[..a]);
+    match auth.rfind('@') {
+        Some(at) => {
+            let userinfo = &auth[..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push(':');
+                    out.push_str(MASK);
+                }
+                None => out.push_str(MASK),
+            }
+            out.push_str(&auth[at..]);
+        }
+        None => out.push_str(auth),
+    }
+    let rest = &url[b..];
+    let (before, query_and_fragment) = match rest.find('?') {
+        Some(q) => rest.split_at(q),
+        None => (rest, ""),
+    };
+    out.push_str(before);
+    if let Some(qf) = query_and_fragment.strip_prefix('?') {
+        let (query, fragment) = match qf.find('#') {
+            Some(h) => qf.split_at(h),
+            None => (qf, ""),
+        };
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if is_secret_param(name) => format!("{name}={MASK}"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+        out.push_str(fragment);
+    }
+    out
+}
+
+pub(crate) fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_PARAMS.iter().any(|s| name.contains(s))
 }
 
 /// A light check of a base URL, so a typo is reported with its position before any
@@ -876,6 +1264,124 @@ metrics:
         )
         .expect("valid");
         assert_eq!(c.metrics.len(), 6);
+    }
+
+    #[test]
+    fn settings_out_of_range_are_positioned_errors() {
+        let src = "\
+prometheus:
+  url: http://p:9090
+  retries: 4294967295
+  retryBackoff: 1000h
+  timeout: 100000h
+  maxResponseSize: 2GiB
+  maxSeries: 0
+scrape: {timeout: 1h, concurrency: 1000000}
+metrics:
+  - {name: q, type: pods, scrape: {series: x, timeout: 10m}}
+";
+        assert_eq!(
+            errors(src),
+            "podscale.yaml:3:12: prometheus.retries: Invalid value: 4294967295: must be at most 10\n\
+             podscale.yaml:4:17: prometheus.retryBackoff: Invalid value: 1000h: must be at most 10s\n\
+             podscale.yaml:5:12: prometheus.timeout: Invalid value: 100000h: must be at most 5m\n\
+             podscale.yaml:6:20: prometheus.maxResponseSize: Invalid value: 2GiB: must be between 1KiB and 1GiB\n\
+             podscale.yaml:7:14: prometheus.maxSeries: Invalid value: 0: must be between 1 and 1000000\n\
+             podscale.yaml:8:19: scrape.timeout: Invalid value: 1h: must be at most 5m\n\
+             podscale.yaml:8:36: scrape.concurrency: Invalid value: 1000000: must be at most 10000\n\
+             podscale.yaml:10:56: metrics[0].scrape.timeout: Invalid value: 10m: must be at most 5m"
+        );
+        let ok = "prometheus:\n  url: http://p:9090\n  retries: 10\n  retryBackoff: 10s\n  timeout: 5m\n  maxResponseSize: 1048576\n  maxSeries: 1000000\n";
+        let c = Config::from_source(ok, "f").expect("at the limits");
+        let p = c.prometheus.expect("prometheus");
+        assert_eq!(p.max_response_size, 1 << 20);
+        let d = Config::from_source("prometheus: {url: http://p}\n", "f").expect("defaults");
+        let p = d.prometheus.expect("prometheus");
+        assert_eq!(p.max_response_size, 16 << 20);
+        assert_eq!(p.max_series, 10_000);
+        assert!(
+            errors("prometheus: {url: http://p, maxResponseSize: 16 parsecs}\n").contains(
+                "prometheus.maxResponseSize: size \"16 parsecs\": unknown unit \"parsecs\""
+            )
+        );
+    }
+
+    #[test]
+    fn sizes_parse_in_bytes_and_binary_units() {
+        assert_eq!(parse_byte_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_byte_size("16MB"), Ok(16 << 20));
+        assert_eq!(parse_byte_size("1024"), Ok(1024));
+        assert_eq!(parse_byte_size("2 GiB"), Ok(2 << 30));
+        assert!(parse_byte_size("99999999999GiB").is_err());
+        assert!(parse_byte_size("-1").is_err());
+        for n in [1, 1024, 1536, 16 << 20, 1 << 30] {
+            assert_eq!(parse_byte_size(&format_byte_size(n)), Ok(n));
+        }
+    }
+
+    #[test]
+    fn urls_are_redacted_as_go_does() {
+        for (url, shown) in [
+            (
+                "http://admin:pw@host:9090/p",
+                "http://admin:xxxxx@host:9090/p",
+            ),
+            ("https://TOKEN@host", "https://xxxxx@host"),
+            ("http://a:p/w@ss@host/x", "http://a:xxxxx@host/x"),
+            ("http://host:9090", "http://host:9090"),
+            (
+                "http://h/?query=up&access_token=T&X-Amz-Signature=S&a=1#f",
+                "http://h/?query=up&access_token=xxxxx&X-Amz-Signature=xxxxx&a=1#f",
+            ),
+            ("admin:pw@host", "admin:xxxxx@host"),
+            ("http://admin:pw@[::1", "http://admin:xxxxx@[::1"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+        let e = errors("prometheus: {url: 'http://admin:hunter2@h/?api_key=K1'}\n");
+        assert_eq!(
+            e,
+            "podscale.yaml:1:19: prometheus.url: Invalid value: \"http://admin:xxxxx@h/?api_key=xxxxx\": must not have a query or fragment"
+        );
+        let e = errors(
+            "prometheus: {url: 'http://u:hunter2@h', basicAuth: {username: u, password: x}}\n",
+        );
+        assert!(
+            e.contains("prometheus.url: Forbidden: credentials in the URL and basicAuth"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn a_read_error_names_its_cause_once() {
+        let e = Config::load("/nonexistent/podscale-config.yaml").expect_err("missing");
+        let text = e.to_string();
+        assert!(
+            text.starts_with("/nonexistent/podscale-config.yaml: No such file"),
+            "{text}"
+        );
+        // `{:#}` (anyhow) appends each source: there is none to repeat the cause.
+        assert!(std::error::Error::source(&e).is_none());
+    }
+
+    #[test]
+    fn a_config_larger_than_the_limit_is_refused_unread() {
+        let dir = std::env::temp_dir().join(format!("podscale-config-big-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("podscale.yaml");
+        let f = std::fs::File::create(&path).expect("create");
+        // Sparse: 1 GiB of zeros that take no disk.
+        f.set_len(1 << 30).expect("set_len");
+        let e = Config::load(&path.display().to_string()).expect_err("too large");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: larger than 4MiB (a config is a few KiB)",
+                path.display()
+            )
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

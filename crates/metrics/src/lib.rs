@@ -79,6 +79,12 @@ pub enum SourceError {
     /// An answer that is not what the API promises.
     #[error("{what}: unexpected answer: {message}")]
     Decode { what: String, message: String },
+    /// An answer longer than the configured limit; reading stopped at the limit.
+    #[error(
+        "{what}: the answer is larger than {} (prometheus.maxResponseSize): reading stopped there; narrow the query or raise the limit",
+        config::format_byte_size(*.limit)
+    )]
+    TooLarge { what: String, limit: u64 },
     /// The last error after several attempts.
     #[error("{inner} (after {attempts} attempts)")]
     Retried {
@@ -97,7 +103,10 @@ impl SourceError {
             Self::Prometheus {
                 status, error_type, ..
             } => *status == 503 || error_type == "timeout" || error_type == "unavailable",
-            Self::Config(_) | Self::Decode { .. } | Self::Retried { .. } => false,
+            Self::Config(_)
+            | Self::Decode { .. }
+            | Self::TooLarge { .. }
+            | Self::Retried { .. } => false,
         }
     }
 
@@ -110,6 +119,7 @@ impl SourceError {
             Self::Http { .. } => "http",
             Self::Prometheus { .. } => "prometheus",
             Self::Decode { .. } => "decode",
+            Self::TooLarge { .. } => "too_large",
             Self::Retried { inner, .. } => inner.metric_label(),
         }
     }

@@ -5,12 +5,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use std::cell::Cell;
+use std::marker::PhantomData;
+
 use jiff::Timestamp;
-use serde_json::Value;
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::SourceError;
-use crate::config::{HttpMethod, PrometheusConfig};
-use crate::http::{self, Jitter};
+use crate::config::{self, HttpMethod, PrometheusConfig};
+use crate::http::{self, Jitter, Length};
 
 /// One element of an instant vector.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,28 +56,70 @@ pub struct QueryResponse {
 #[derive(Debug, Clone)]
 pub struct PrometheusClient {
     http: reqwest::Client,
-    /// `…/api/v1/query`.
+    /// `…/api/v1/query`, without the URL's credentials (they travel as basic auth).
     endpoint: reqwest::Url,
+    /// The configured URL for messages, credentials redacted.
     base: String,
     method: HttpMethod,
     timeout: Duration,
     retries: u32,
     backoff: Duration,
     auth: http::Auth,
+    /// The URL's own secrets (userinfo, token-like query values), scrubbed from
+    /// whatever the server answers.
+    secrets: http::Secrets,
     jitter: Jitter,
+    max_response: u64,
+    max_series: usize,
 }
+
+/// The most of an error answer read: Prometheus's error envelopes are a few hundred
+/// bytes; what is longer is a proxy's page or garbage, of which the start is enough.
+const ERROR_BODY_LIMIT: u64 = 64 * 1024;
+/// The most of a server's message shown in an error.
+const MESSAGE_LIMIT: usize = 512;
+/// Warnings kept from one answer, and their length.
+const MAX_WARNINGS: usize = 10;
 
 impl PrometheusClient {
     /// A client for the configured server. Files (CA, token, password) are read here
     /// once, except the bearer token, which is re-read at each query so a rotated
-    /// token is picked up.
+    /// token is picked up. Credentials in the URL (`http://user:pw@host`) become basic
+    /// auth and never appear in messages.
     ///
     /// # Errors
     /// An unreadable CA or password file, or a URL that does not parse.
     pub fn new(config: &PrometheusConfig) -> Result<Self, SourceError> {
-        let base = config.url.trim_end_matches('/').to_owned();
-        let endpoint = reqwest::Url::parse(&format!("{base}/api/v1/query"))
-            .map_err(|e| SourceError::Config(format!("prometheus.url {:?}: {e}", config.url)))?;
+        let raw = config.url.trim_end_matches('/');
+        let base = config::redact_url(raw);
+        // url's ParseError does not repeat the input, and the URL is shown redacted.
+        let mut endpoint = reqwest::Url::parse(&format!("{raw}/api/v1/query"))
+            .map_err(|e| SourceError::Config(format!("prometheus.url {base:?}: {e}")))?;
+        let mut secrets = http::Secrets::default();
+        let url_user = if endpoint.username().is_empty() && endpoint.password().is_none() {
+            None
+        } else {
+            let user = endpoint.username().to_owned();
+            let password = endpoint.password().unwrap_or_default().to_owned();
+            for s in [&password, &http::percent_decode(&password)] {
+                secrets.add(s);
+            }
+            if password.is_empty() {
+                // A lone userinfo is often a token.
+                secrets.add(&user);
+                secrets.add(&http::percent_decode(&user));
+            }
+            // Setting them empty cannot fail on an http(s) URL with a host.
+            let _ = endpoint.set_username("");
+            let _ = endpoint.set_password(None);
+            Some((http::percent_decode(&user), http::percent_decode(&password)))
+        };
+        for (name, value) in endpoint.query_pairs() {
+            if config::is_secret_param(&name) {
+                secrets.add(&value);
+            }
+        }
+        let auth = http::Auth::from_config(config, url_user)?;
         let http = http::client(config.tls.as_ref(), None)?;
         Ok(Self {
             http,
@@ -83,12 +129,16 @@ impl PrometheusClient {
             timeout: config.timeout,
             retries: config.retries,
             backoff: config.retry_backoff,
-            auth: http::Auth::from_config(config)?,
+            auth,
+            secrets,
             jitter: Jitter::new(),
+            max_response: config.max_response_size,
+            max_series: config.max_series,
         })
     }
 
-    /// The server's base URL, as configured (without a trailing slash).
+    /// The server's base URL, as configured (without a trailing slash), with its
+    /// credentials redacted.
     pub fn url(&self) -> &str {
         &self.base
     }
@@ -144,18 +194,67 @@ impl PrometheusClient {
                     .body(body)
             }
         };
-        let request = self.auth.apply(request)?.timeout(self.timeout);
+        let (request, mut secrets) = self.auth.apply(request)?;
+        secrets.extend(&self.secrets);
+        let result = self.exchange(request.timeout(self.timeout), &secrets).await;
+        // Every message passes the scrubber once more (transport errors included).
+        match result {
+            Ok(mut r) => {
+                for w in &mut r.warnings {
+                    *w = secrets.scrub(w);
+                }
+                Ok(r)
+            }
+            Err(e) => Err(secrets.scrub_error(e)),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        secrets: &http::Secrets,
+    ) -> Result<QueryResponse, SourceError> {
         let what = || format!("prometheus at {}", self.base);
-        let response = request
-            .send()
-            .await
-            .map_err(|e| SourceError::from_reqwest(&what(), &e, self.timeout))?;
+        let reqwest_error =
+            |e: reqwest::Error| SourceError::from_reqwest(&what(), &e, self.timeout);
+        let mut response = request.send().await.map_err(reqwest_error)?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| SourceError::from_reqwest(&what(), &e, self.timeout))?;
-        parse_response(&what(), status.as_u16(), &body)
+        let announced = response.content_length();
+        let limit = if status.is_success() {
+            self.max_response
+        } else {
+            ERROR_BODY_LIMIT.min(self.max_response)
+        };
+        let too_large = || SourceError::TooLarge {
+            what: what(),
+            limit: self.max_response,
+        };
+        if status.is_success() && announced.is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let (body, truncated) =
+            http::read_body(&mut response, usize::try_from(limit).unwrap_or(usize::MAX))
+                .await
+                .map_err(reqwest_error)?;
+        drop(response);
+        if truncated && status.is_success() {
+            return Err(too_large());
+        }
+        let received = match (truncated, announced) {
+            (false, _) => Length::Whole,
+            (true, Some(n)) => Length::Exact(n),
+            (true, None) => Length::AtLeast(body.len() as u64),
+        };
+        parse_response(
+            &what(),
+            status.as_u16(),
+            &body,
+            received,
+            &Limits {
+                max_series: self.max_series,
+                secrets,
+            },
+        )
     }
 }
 
@@ -164,14 +263,43 @@ fn format_time(t: Timestamp) -> String {
     format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
 }
 
-/// Reads an `/api/v1/query` answer (success or Prometheus's error envelope).
-fn parse_response(what: &str, status: u16, body: &[u8]) -> Result<QueryResponse, SourceError> {
-    let json: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(_) => {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            let shown: String = text.chars().take(200).collect();
+/// What bounds the decoding of one answer, and what it must not show.
+struct Limits<'a> {
+    max_series: usize,
+    secrets: &'a http::Secrets,
+}
+
+/// Reads an `/api/v1/query` answer (success or Prometheus's error envelope). `body`
+/// may be only the beginning of an error answer (`received` says).
+fn parse_response(
+    what: &str,
+    status: u16,
+    body: &[u8],
+    received: Length,
+    limits: &Limits<'_>,
+) -> Result<QueryResponse, SourceError> {
+    let over = Cell::new(false);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = EnvelopeSeed {
+        max_series: limits.max_series,
+        over: &over,
+    }
+    .deserialize(&mut de)
+    .and_then(|e| de.end().map(|()| e));
+    if over.get() {
+        return Err(SourceError::Decode {
+            what: what.to_owned(),
+            message: format!(
+                "the query returned more than {} series (prometheus.maxSeries): aggregate it (e.g. sum by (pod) (...)) or raise the limit",
+                limits.max_series
+            ),
+        });
+    }
+    let excerpt = |b: &[u8], r| limits.secrets.excerpt(b, MESSAGE_LIMIT, r);
+    let envelope = match parsed {
+        Ok(e) if e.status.is_some() => e,
+        _ => {
+            let shown = excerpt(body, received);
             return Err(SourceError::Http {
                 what: what.to_owned(),
                 status,
@@ -183,63 +311,53 @@ fn parse_response(what: &str, status: u16, body: &[u8]) -> Result<QueryResponse,
             });
         }
     };
-    if json.get("status").and_then(Value::as_str) != Some("success") {
-        let error_type = json
-            .get("errorType")
-            .and_then(Value::as_str)
-            .unwrap_or("error");
-        let error = json
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("(no message)");
+    if envelope.status.as_deref() != Some("success") {
         return Err(SourceError::Prometheus {
             what: what.to_owned(),
             status,
-            error_type: error_type.to_owned(),
-            message: error.to_owned(),
+            error_type: excerpt(
+                envelope.error_type.as_deref().unwrap_or("error").as_bytes(),
+                Length::Whole,
+            ),
+            message: excerpt(
+                envelope
+                    .error
+                    .as_deref()
+                    .unwrap_or("(no message)")
+                    .as_bytes(),
+                Length::Whole,
+            ),
         });
     }
-    let warnings = json
-        .get("warnings")
-        .and_then(Value::as_array)
-        .map(|w| {
-            w.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let warnings = envelope
+        .warnings
+        .iter()
+        .map(|w| excerpt(w.as_bytes(), Length::Whole))
+        .collect();
     let decode = |m: &str| SourceError::Decode {
         what: what.to_owned(),
         message: m.to_owned(),
     };
-    let data = json.get("data").ok_or_else(|| decode("no `data`"))?;
+    let data = envelope.data.ok_or_else(|| decode("no `data`"))?;
     let result_type = data
-        .get("resultType")
-        .and_then(Value::as_str)
+        .result_type
         .ok_or_else(|| decode("no `data.resultType`"))?;
-    let result = data
-        .get("result")
-        .ok_or_else(|| decode("no `data.result`"))?;
-    let result = match result_type {
+    let items = data.result.ok_or_else(|| decode("no `data.result`"))?;
+    let result = match result_type.as_str() {
         "vector" => {
-            let items = result
-                .as_array()
-                .ok_or_else(|| decode("`data.result` is not a list"))?;
             let mut out = Vec::with_capacity(items.len());
             for item in items {
-                let labels = item
-                    .get("metric")
-                    .and_then(Value::as_object)
-                    .map(|m| {
-                        m.iter()
-                            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let (value, timestamp) = sample_pair(item.get("value"))
+                let Element::Series {
+                    metric,
+                    value: Some(value),
+                } = item
+                else {
+                    return Err(decode("a vector element has no [time, value] pair"));
+                };
+                let (value, timestamp) = sample_pair(value)
                     .ok_or_else(|| decode("a vector element has no [time, value] pair"))?;
                 out.push(VectorSample {
-                    labels,
+                    labels: metric,
                     value,
                     timestamp,
                 });
@@ -247,11 +365,17 @@ fn parse_response(what: &str, status: u16, body: &[u8]) -> Result<QueryResponse,
             QueryResult::Vector(out)
         }
         "scalar" => {
-            let (value, timestamp) =
-                sample_pair(Some(result)).ok_or_else(|| decode("malformed scalar"))?;
+            let pair = match items.as_slice() {
+                [Element::Number(t), Element::Text(v)] => Some((*t, v.clone())),
+                _ => None,
+            };
+            let (value, timestamp) = pair
+                .and_then(sample_pair)
+                .ok_or_else(|| decode("malformed scalar"))?;
             QueryResult::Scalar { value, timestamp }
         }
         other => {
+            let other = excerpt(other.as_bytes(), Length::Whole);
             return Err(decode(&format!(
                 "the query returned a {other}; podscale needs an instant vector or a scalar"
             )));
@@ -260,11 +384,171 @@ fn parse_response(what: &str, status: u16, body: &[u8]) -> Result<QueryResponse,
     Ok(QueryResponse { result, warnings })
 }
 
+/// The parts of Prometheus's answer envelope podscale reads.
+#[derive(Default)]
+struct Envelope {
+    status: Option<String>,
+    error_type: Option<String>,
+    error: Option<String>,
+    data: Option<Data>,
+    /// At most [`MAX_WARNINGS`].
+    warnings: Vec<String>,
+}
+
+#[derive(Default)]
+struct Data {
+    result_type: Option<String>,
+    result: Option<Vec<Element>>,
+}
+
+/// One element of `data.result`: a series of a vector (or matrix), or a part of a
+/// scalar's `[time, "value"]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Element {
+    Number(f64),
+    Text(String),
+    Series {
+        #[serde(default)]
+        metric: BTreeMap<String, String>,
+        #[serde(default)]
+        value: Option<(f64, String)>,
+    },
+    Other(IgnoredAny),
+}
+
+// The envelope is decoded with seeds rather than derived types so that the series
+// limit applies while decoding: a result of millions of series fails at series
+// `maxSeries + 1`, before it takes memory.
+struct EnvelopeSeed<'a> {
+    max_series: usize,
+    over: &'a Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for EnvelopeSeed<'_> {
+    type Value = Envelope;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Envelope, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
+    type Value = Envelope;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("Prometheus's answer envelope")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
+        let mut e = Envelope::default();
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "status" => e.status = map.next_value()?,
+                "errorType" => e.error_type = map.next_value()?,
+                "error" => e.error = map.next_value()?,
+                "data" => {
+                    e.data = Some(map.next_value_seed(DataSeed {
+                        max_series: self.max_series,
+                        over: self.over,
+                    })?);
+                }
+                "warnings" => {
+                    e.warnings = map.next_value_seed(Bounded {
+                        max: MAX_WARNINGS,
+                        over: None,
+                        _t: PhantomData::<String>,
+                    })?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(e)
+    }
+}
+
+struct DataSeed<'a> {
+    max_series: usize,
+    over: &'a Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
+    type Value = Data;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Data, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DataSeed<'_> {
+    type Value = Data;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a query result")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Data, A::Error> {
+        let mut data = Data::default();
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "resultType" => data.result_type = map.next_value()?,
+                "result" => {
+                    data.result = Some(map.next_value_seed(Bounded {
+                        max: self.max_series,
+                        over: Some(self.over),
+                        _t: PhantomData::<Element>,
+                    })?);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(data)
+    }
+}
+
+/// A list of at most `max` items: past it, either an error (flagging `over`) or, with
+/// no flag, the rest are skipped.
+struct Bounded<'a, T> {
+    max: usize,
+    over: Option<&'a Cell<bool>>,
+    _t: PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Bounded<'_, T> {
+    type Value = Vec<T>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<T>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Bounded<'_, T> {
+    type Value = Vec<T>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        let mut out = Vec::new();
+        loop {
+            if out.len() == self.max {
+                if let Some(over) = self.over {
+                    if seq.next_element::<IgnoredAny>()?.is_some() {
+                        over.set(true);
+                        return Err(serde::de::Error::custom("too many series"));
+                    }
+                    return Ok(out);
+                }
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                return Ok(out);
+            }
+            match seq.next_element::<T>()? {
+                Some(x) => out.push(x),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
 /// `[1700000000.123, "42"]` → (42.0, timestamp).
-fn sample_pair(v: Option<&Value>) -> Option<(f64, Timestamp)> {
-    let pair = v?.as_array()?;
-    let secs = pair.first()?.as_f64()?;
-    let value = crate::exposition::parse_value(pair.get(1)?.as_str()?)?;
+fn sample_pair((secs, value): (f64, String)) -> Option<(f64, Timestamp)> {
+    let value = crate::exposition::parse_value(&value)?;
     #[allow(clippy::cast_possible_truncation)] // seconds with millisecond precision
     let ts = Timestamp::from_millisecond((secs * 1000.0).round() as i64).ok()?;
     Some((value, ts))
@@ -274,13 +558,35 @@ fn sample_pair(v: Option<&Value>) -> Option<(f64, Timestamp)> {
 mod tests {
     use super::*;
 
+    fn parse(status: u16, body: &[u8]) -> Result<QueryResponse, SourceError> {
+        parse_with(status, body, 100, &http::Secrets::default())
+    }
+
+    fn parse_with(
+        status: u16,
+        body: &[u8],
+        max_series: usize,
+        secrets: &http::Secrets,
+    ) -> Result<QueryResponse, SourceError> {
+        parse_response(
+            "p",
+            status,
+            body,
+            Length::Whole,
+            &Limits {
+                max_series,
+                secrets,
+            },
+        )
+    }
+
     #[test]
     fn a_vector_answer_is_decoded() {
         let body = br#"{"status":"success","data":{"resultType":"vector","result":[
             {"metric":{"pod":"a"},"value":[1700000000.5,"3"]},
             {"metric":{"pod":"b"},"value":[1700000000.5,"NaN"]}]},
             "warnings":["w"]}"#;
-        let r = parse_response("p", 200, body).expect("decodes");
+        let r = parse(200, body).expect("decodes");
         assert_eq!(r.warnings, vec!["w".to_owned()]);
         let QueryResult::Vector(v) = r.result else {
             panic!("not a vector")
@@ -292,9 +598,30 @@ mod tests {
     }
 
     #[test]
+    fn keys_in_any_order_and_a_scalar() {
+        let body =
+            br#"{"data":{"result":[1700000000,"+Inf"],"resultType":"scalar"},"status":"success"}"#;
+        let r = parse(200, body).expect("decodes");
+        assert!(
+            matches!(r.result, QueryResult::Scalar { value, .. } if value == f64::INFINITY),
+            "{r:?}"
+        );
+    }
+
+    #[test]
     fn prometheus_errors_keep_their_message() {
         let body = br#"{"status":"error","errorType":"bad_data","error":"1:5: parse error: unexpected end of input"}"#;
-        let e = parse_response("prometheus at http://p", 400, body).expect_err("error");
+        let e = parse_response(
+            "prometheus at http://p",
+            400,
+            body,
+            Length::Whole,
+            &Limits {
+                max_series: 1,
+                secrets: &http::Secrets::default(),
+            },
+        )
+        .expect_err("error");
         assert_eq!(
             e.to_string(),
             "prometheus at http://p: bad_data: 1:5: parse error: unexpected end of input"
@@ -304,15 +631,52 @@ mod tests {
 
     #[test]
     fn a_non_json_answer_is_shown() {
-        let e = parse_response("p", 502, b"Bad Gateway\n").expect_err("error");
+        let e = parse(502, b"Bad Gateway\n").expect_err("error");
         assert_eq!(e.to_string(), "p: HTTP 502: Bad Gateway");
         assert!(e.retryable());
     }
 
     #[test]
+    fn a_long_error_is_shown_in_part_and_scrubbed() {
+        let mut secrets = http::Secrets::default();
+        secrets.add("hunter2");
+        let message = format!("echo: Authorization: Basic hunter2 {}", "y".repeat(5000));
+        let body =
+            serde_json::json!({"status": "error", "errorType": "internal", "error": message});
+        let e = parse_with(500, body.to_string().as_bytes(), 1, &secrets).expect_err("error");
+        let text = e.to_string();
+        assert!(
+            text.starts_with("p: internal: echo: Authorization: Basic xxxxx yyy"),
+            "{text}"
+        );
+        assert!(text.ends_with("… (5035 bytes)"), "{text}");
+        assert!(text.len() < 600, "{}", text.len());
+        assert!(!text.contains("hunter2"));
+    }
+
+    #[test]
+    fn too_many_series_is_an_error_with_the_limit() {
+        let series: Vec<String> = (0..5)
+            .map(|i| format!(r#"{{"metric":{{"pod":"p{i}"}},"value":[1,"1"]}}"#))
+            .collect();
+        let body = format!(
+            r#"{{"status":"success","data":{{"resultType":"vector","result":[{}]}}}}"#,
+            series.join(",")
+        );
+        let secrets = http::Secrets::default();
+        assert!(parse_with(200, body.as_bytes(), 5, &secrets).is_ok());
+        let e = parse_with(200, body.as_bytes(), 4, &secrets).expect_err("too many");
+        assert_eq!(
+            e.to_string(),
+            "p: unexpected answer: the query returned more than 4 series (prometheus.maxSeries): aggregate it (e.g. sum by (pod) (...)) or raise the limit"
+        );
+        assert!(!e.retryable());
+    }
+
+    #[test]
     fn a_matrix_is_refused_with_advice() {
-        let body = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
-        let e = parse_response("p", 200, body).expect_err("error");
+        let body = br#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"1"]]}]}}"#;
+        let e = parse(200, body).expect_err("error");
         assert!(e.to_string().contains("needs an instant vector"), "{e}");
     }
 }

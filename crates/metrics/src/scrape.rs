@@ -169,6 +169,19 @@ pub struct Extracted {
     pub matched: usize,
     /// The oldest timestamp among the used samples, if they carry any.
     pub timestamp_ms: Option<i64>,
+    /// The values skipped as no data, each kind once: `NaN`, `+Inf`, `-Inf`.
+    pub non_finite: Vec<&'static str>,
+}
+
+/// How a value that is not a number is named in messages.
+fn non_finite_name(v: f64) -> &'static str {
+    if v.is_nan() {
+        "NaN"
+    } else if v > 0.0 {
+        "+Inf"
+    } else {
+        "-Inf"
+    }
 }
 
 /// Picks `series` (the first name with matching samples wins: aliases) with `labels`
@@ -184,7 +197,9 @@ pub fn extract(
     aggregate: Aggregate,
 ) -> Result<Extracted, ParseError> {
     // One pass: per candidate name, the finite values and timestamps seen.
-    let mut found: Vec<(usize, Vec<f64>, Option<i64>)> = vec![(0, Vec::new(), None); series.len()];
+    // (matching samples, finite values, oldest timestamp, kinds of non-finite values)
+    type Found = (usize, Vec<f64>, Option<i64>, Vec<&'static str>);
+    let mut found: Vec<Found> = vec![(0, Vec::new(), None, Vec::new()); series.len()];
     for sample in Parser::new(body, format).samples() {
         let sample = sample?;
         let Some(k) = series.iter().position(|s| *s == sample.name) else {
@@ -203,21 +218,28 @@ pub fn extract(
             if let Some(ts) = sample.timestamp_ms {
                 entry.2 = Some(entry.2.map_or(ts, |t: i64| t.min(ts)));
             }
+        } else {
+            let name = non_finite_name(sample.value);
+            if !entry.3.contains(&name) {
+                entry.3.push(name);
+            }
         }
     }
-    let pick = found.iter().position(|(n, _, _)| *n > 0);
+    let pick = found.iter().position(|(n, ..)| *n > 0);
     Ok(match pick {
         Some(k) => Extracted {
             value: aggregate.apply(&found[k].1),
             series: Some(series[k].to_owned()),
             matched: found[k].0,
             timestamp_ms: found[k].2,
+            non_finite: found[k].3.clone(),
         },
         None => Extracted {
             value: None,
             series: None,
             matched: 0,
             timestamp_ms: None,
+            non_finite: Vec::new(),
         },
     })
 }
@@ -294,5 +316,20 @@ vllm:gpu_cache_usage_perc{engine=\"1\"} NaN
         .expect("parses");
         assert_eq!(e.value, None);
         assert_eq!(e.matched, 1);
+        assert_eq!(e.non_finite, ["NaN"]);
+    }
+
+    #[test]
+    fn infinities_are_named_as_such() {
+        let e = extract(
+            "m{a=\"1\"} +Inf\nm{a=\"2\"} -Inf\nm{a=\"3\"} +Inf\n",
+            Format::Text,
+            &["m"],
+            &no_labels(),
+            Aggregate::Sum,
+        )
+        .expect("parses");
+        assert_eq!(e.value, None);
+        assert_eq!(e.non_finite, ["+Inf", "-Inf"]);
     }
 }

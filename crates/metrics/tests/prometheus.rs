@@ -317,15 +317,10 @@ async fn the_client_decodes_answers_and_passes_on_prometheus_errors() {
 
 fn prom_config(url: &str) -> PrometheusConfig {
     PrometheusConfig {
-        url: url.to_owned(),
         timeout: Duration::from_secs(5),
-        method: HttpMethod::Get,
         retries: 1,
         retry_backoff: Duration::from_millis(10),
-        pod_label: "pod".into(),
-        bearer_token_file: None,
-        basic_auth: None,
-        tls: None,
+        ..PrometheusConfig::new(url)
     }
 }
 
@@ -433,4 +428,93 @@ async fn tls_with_a_private_ca() {
         .query("vector(1)", None)
         .await
         .expect("insecureSkipVerify");
+}
+
+/// Queries that need no exporter: every value comes from PromQL itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_values_from_a_real_prometheus() {
+    let Some(prom) = Prometheus::start(PrometheusOptions::default()) else {
+        return;
+    };
+    let hpa = hpa();
+    let pod =
+        |v: &str| format!(r#"label_replace(vector({v}), "pod", "inference-server-0", "", "")"#);
+    let metrics = |pods_query: &str, external_query: &str| {
+        format!(
+            "  - name: inference_queue_depth\n    type: pods\n    query: '{pods_query}'\n  - name: gpu_utilization_avg\n    type: external\n    query: '{external_query}'\n"
+        )
+    };
+
+    // 0.0004 reads as 0 (the adapter truncates to milli-units), and says so.
+    let cfg = config(&prom.url, &metrics(&pod("0.0004"), "vector(0.0004)"));
+    let reading = read(&cfg, &hpa).await;
+    assert!(!reading.has_errors(), "{reading:#?}");
+    for m in &reading.metrics {
+        assert_eq!(m.samples[0].quantity.milli_value(), 0, "{m:#?}");
+        assert!(m.samples[0].truncated_to_zero, "{m:#?}");
+        assert!(
+            m.notes
+                .iter()
+                .any(|n| n.starts_with("1 of 1 samples are below 0.001 (1m) and read as 0")),
+            "{m:#?}"
+        );
+    }
+    let json = serde_json::to_value(&reading).expect("json");
+    assert_eq!(json["metrics"][0]["samples"][0]["truncatedToZero"], true);
+    // 0.001 is exactly 1m: not flagged (and no field in the JSON).
+    let cfg = config(&prom.url, &metrics(&pod("0.001"), "vector(0.001)"));
+    let reading = read(&cfg, &hpa).await;
+    assert!(!reading.metrics[0].samples[0].truncated_to_zero);
+    let json = serde_json::to_value(&reading).expect("json");
+    assert!(
+        json["metrics"][0]["samples"][0]
+            .get("truncatedToZero")
+            .is_none()
+    );
+
+    // +Inf and -Inf are named for what they are, and are no data.
+    let cfg = config(&prom.url, &metrics(&pod("1/0"), "vector(-1/0)"));
+    let reading = read(&cfg, &hpa).await;
+    assert_eq!(reading.metrics[0].dropped[0].reason, "+Inf: no data");
+    assert_eq!(reading.metrics[1].dropped[0].reason, "-Inf: no data");
+    assert!(
+        reading.metrics[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("no data: every sample was NaN")),
+        "{reading:#?}"
+    );
+
+    // A scalar cannot name pods: said so, not "an empty result". An External metric
+    // reads it as one value.
+    let cfg = config(
+        &prom.url,
+        &metrics("scalar(vector(3))", "scalar(vector(3))"),
+    );
+    let reading = read(&cfg, &hpa).await;
+    assert_eq!(
+        reading.metrics[0].error.as_deref(),
+        Some(
+            "the query returned a scalar; a Pods metric needs an instant vector with one series per pod, labelled \"pod\" (e.g. sum by (pod) (...))"
+        ),
+        "{reading:#?}"
+    );
+    assert_eq!(reading.metrics[1].samples[0].value, 3.0, "{reading:#?}");
+
+    // More series than maxSeries: refused with the limit named.
+    let src = format!(
+        "prometheus:\n  url: {}\n  retries: 0\n  maxSeries: 2\nmetrics:\n{}",
+        prom.url,
+        metrics(
+            r#"label_replace(vector(1) or vector(2) * on() group_left() vector(0) or label_replace(vector(3), "x", "1", "", "") or label_replace(vector(4), "x", "2", "", ""), "pod", "p", "", "")"#,
+            "vector(1)"
+        )
+    );
+    let cfg = Config::from_source(&src, "podscale.yaml").expect("valid");
+    let reading = read(&cfg, &hpa).await;
+    let e = reading.metrics[0].error.as_deref().unwrap_or_default();
+    assert!(
+        e.ends_with("the query returned more than 2 series (prometheus.maxSeries): aggregate it (e.g. sum by (pod) (...)) or raise the limit"),
+        "{reading:#?}"
+    );
 }

@@ -12,19 +12,14 @@ use podscale_metrics::collect::{self, PodInfo, Request, Sources};
 use podscale_metrics::config::{Config, HttpMethod, PrometheusConfig};
 use podscale_metrics::prometheus::PrometheusClient;
 use podscale_metrics::scrape::{ScrapeTarget, Scraper};
-use support::{Exporter, Silent};
+use support::{Endless, Exporter, Silent};
 
 fn prom_config(url: &str) -> PrometheusConfig {
     PrometheusConfig {
-        url: url.to_owned(),
         timeout: Duration::from_millis(500),
-        method: HttpMethod::Get,
         retries: 2,
         retry_backoff: Duration::from_millis(10),
-        pod_label: "pod".into(),
-        bearer_token_file: None,
-        basic_auth: None,
-        tls: None,
+        ..PrometheusConfig::new(url)
     }
 }
 
@@ -116,6 +111,115 @@ async fn a_bearer_token_is_read_from_its_file_at_each_query() {
         requests[1].contains("authorization: Bearer rotated\r\n"),
         "{}",
         requests[1]
+    );
+}
+
+/// How many bytes the client let an endless server send: the cap plus what socket
+/// buffers hold (a few MiB on Linux), far below the 4 GiB the server would send.
+const SENT_BOUND: usize = 64 << 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_answer_stops_at_the_size_limit() {
+    let server = Endless::start(200, None, br#"{"metric":{"pod":"p"},"value":[1,"1"]},"#);
+    let client = PrometheusClient::new(&PrometheusConfig {
+        retries: 2,
+        timeout: Duration::from_secs(30),
+        max_response_size: 1 << 20,
+        ..prom_config(&server.url())
+    })
+    .expect("client");
+    let e = client.query("up", None).await.expect_err("too large");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "prometheus at {}: the answer is larger than 1MiB (prometheus.maxResponseSize): reading stopped there; narrow the query or raise the limit",
+            server.url()
+        )
+    );
+    // Not retried: the same query gives the same answer.
+    assert!(!e.retryable());
+    let sent = server.sent.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(sent < SENT_BOUND, "the client read on: {sent} bytes sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_announced_answer_is_refused_unread() {
+    let server = Endless::start(200, Some(10 << 30), b"[[[[[[[[[[[[[[[[");
+    let client = PrometheusClient::new(&PrometheusConfig {
+        retries: 0,
+        timeout: Duration::from_secs(30),
+        ..prom_config(&server.url())
+    })
+    .expect("client");
+    let e = client.query("up", None).await.expect_err("too large");
+    assert!(
+        e.to_string()
+            .contains("larger than 16MiB (prometheus.maxResponseSize)"),
+        "{e}"
+    );
+    let sent = server.sent.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(sent < SENT_BOUND, "the client read on: {sent} bytes sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_error_page_is_shown_in_part() {
+    for status in [500_u16, 400] {
+        let server = Endless::start(status, None, b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+        let client = PrometheusClient::new(&PrometheusConfig {
+            retries: 0,
+            timeout: Duration::from_secs(30),
+            ..prom_config(&server.url())
+        })
+        .expect("client");
+        let e = client.query("up", None).await.expect_err("error status");
+        let text = e.to_string();
+        let prefix = format!("prometheus at {}: HTTP {status}: AAAA", server.url());
+        assert!(text.starts_with(&prefix), "{text}");
+        // 512 bytes of the page, then how much more there was (at least what was read).
+        assert!(text.ends_with("… (more than 65536 bytes)"), "{text}");
+        assert!(text.len() < prefix.len() + 600, "{}", text.len());
+        let sent = server.sent.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(sent < SENT_BOUND, "the client read on: {sent} bytes sent");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_million_series_is_refused_at_the_series_limit() {
+    // 1,000,000 series (about 40 MB) announced with their length: over the default
+    // size limit, so refused unread; under a raised size limit, refused at series
+    // 10,001 while decoding.
+    let one = r#"{"metric":{"pod":"p"},"value":[1,"1"]}"#;
+    let mut body = String::from(r#"{"status":"success","data":{"resultType":"vector","result":["#);
+    for i in 0..1_000_000 {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(one);
+    }
+    body.push_str("]}}");
+    let fake = Exporter::with(200, "application/json", &body);
+    drop(body);
+    let url = format!("http://{}", fake.address());
+    let client = PrometheusClient::new(&PrometheusConfig {
+        retries: 0,
+        timeout: Duration::from_secs(30),
+        ..prom_config(&url)
+    })
+    .expect("client");
+    let e = client.query("up", None).await.expect_err("too large");
+    assert!(e.to_string().contains("larger than 16MiB"), "{e}");
+    let client = PrometheusClient::new(&PrometheusConfig {
+        retries: 0,
+        timeout: Duration::from_secs(30),
+        max_response_size: 64 << 20,
+        ..prom_config(&url)
+    })
+    .expect("client");
+    let e = client.query("up", None).await.expect_err("too many series");
+    assert!(
+        e.to_string()
+            .contains("the query returned more than 10000 series (prometheus.maxSeries)"),
+        "{e}"
     );
 }
 

@@ -475,3 +475,66 @@ pub fn tls_files(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
         dir.join("key.pem"),
     ))
 }
+
+/// A loopback server that answers every request with `status` and a body that never
+/// ends (`chunk` repeated until the client goes away), optionally announcing
+/// `content_length`. Counts the bytes it managed to send: a client that stops
+/// reading at its limit makes that count stop growing.
+pub struct Endless {
+    pub port: u16,
+    pub sent: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Endless {
+    pub fn start(status: u16, content_length: Option<u64>, chunk: &'static [u8]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let port = listener.local_addr().expect("addr").port();
+        let sent = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (counter, st) = (Arc::clone(&sent), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let length =
+                    content_length.map_or(String::new(), |n| format!("Content-Length: {n}\r\n"));
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{length}Connection: close\r\n\r\n"
+                );
+                // Until the client closes the connection (a write then fails), or a
+                // bound far past any limit under test.
+                while counter.load(Ordering::Relaxed) < (4 << 30) {
+                    if conn.write_all(chunk).is_err() {
+                        break;
+                    }
+                    counter.fetch_add(chunk.len(), Ordering::Relaxed);
+                }
+            }
+        });
+        Self { port, sent, stop }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Endless {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
