@@ -2,8 +2,9 @@
 //! loopback port with its own config and data directory, tiny exporters it scrapes,
 //! and loopback servers that misbehave on purpose. Everything listens on 127.0.0.1.
 //!
-//! Without `prometheus` on PATH the Prometheus tests print a skip notice and pass,
-//! unless `PODSCALE_REQUIRE_PROMETHEUS=1` (CI sets it), in which case they fail.
+//! Without `prometheus` (or `openssl`, for the TLS tests) on PATH these tests fail with
+//! a message saying how to install it: a missing dependency never passes as a skip.
+//! `bash .ci/run` (the README's test command) installs both.
 #![allow(dead_code)]
 
 use std::io::{Read as _, Write as _};
@@ -52,25 +53,19 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// The `prometheus` binary, or `None` (after a skip notice) when it is not installed
-/// and not required.
+/// The `prometheus` binary. Panics when it is not installed: the tests that need it
+/// must run, never skip (the `Option` is for callers written when they could skip).
 pub fn prometheus_binary() -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join("prometheus"))
             .find(|p| p.is_file())
     });
-    if found.is_none() {
-        if std::env::var("PODSCALE_REQUIRE_PROMETHEUS").is_ok_and(|v| v == "1") {
-            panic!("install prometheus: apt-get install -y prometheus");
-        }
-        // Written to stderr directly, past the test harness's output capture, so the
-        // skip shows in a normal `cargo test` run.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP: prometheus is not on PATH (apt-get install -y prometheus)"
-        );
-    }
+    assert!(
+        found.is_some(),
+        "prometheus is not on PATH: these tests run a real Prometheus. Install Debian's \
+         package (apt-get install -y prometheus) or run `bash .ci/run`, which installs it."
+    );
     found
 }
 
@@ -404,13 +399,11 @@ pub fn tls_files(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
             .status()
             .is_ok_and(|s| s.success())
     };
-    if !run(&["version"]) {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP: no openssl command to make test certificates"
-        );
-        return None;
-    }
+    assert!(
+        run(&["version"]),
+        "openssl is not on PATH: the TLS tests make their certificates with it. Install it \
+         (apt-get install -y openssl) or run `bash .ci/run`, which installs it."
+    );
     std::fs::write(
         dir.join("leaf.ext"),
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
