@@ -319,11 +319,11 @@ fn normalize_float(value: Cow<'_, str>) -> Cow<'_, str> {
     let Some(v) = parse::parse_go_float(&value) else {
         return value;
     };
-    let normal = format_openmetrics_float(v);
-    if normal == *value {
+    let normal = write::openmetrics_float(v);
+    if normal.as_str() == value {
         value
     } else {
-        Cow::Owned(normal)
+        Cow::Owned(normal.as_str().to_owned())
     }
 }
 
