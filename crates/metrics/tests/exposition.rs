@@ -259,8 +259,8 @@ fn malformed_lines_are_reported_where_they_break() {
             "line 1, column 4: expected '=' after a label name, found '}'",
         ),
         (
-            "m{a=\"1\" b=\"2\"} 2\n",
-            "line 1, column 9: expected ',' or '}' after a label, found 'b'",
+            "m{a=\"1\" +b=\"2\"} 2\n",
+            "line 1, column 9: expected ',' or '}' after a label, found '+'",
         ),
         (
             "m{1a=\"1\"} 2\n",
@@ -280,12 +280,21 @@ fn malformed_lines_are_reported_where_they_break() {
         ),
         (
             "m{\"x\"} 1\n",
-            "line 1, column 3: a quoted metric name must come first and only once",
+            "line 1, column 3: the metric name is already set",
         ),
         (
-            "{a=\"1\",\"x\"} 1\n",
-            "line 1, column 8: a quoted metric name must come first and only once",
+            "{\"x\",a=\"1\",\"y\"} 1\n",
+            "line 1, column 12: the metric name is already set",
         ),
+        (
+            "{\"x\" a=\"1\"} 1\n",
+            "line 1, column 6: expected '=' or, after a quoted metric name, ',' or '}', found 'a'",
+        ),
+        (
+            "m{a=\"1\"}\n",
+            "line 1, column 9: expected a blank before the value, found end of line",
+        ),
+        ("m{a=\"1\"}x\n", "line 1, column 9: invalid value \"x\""),
         (
             "m 1 2 3\n",
             "line 1, column 7: unexpected '3' after the timestamp",
@@ -300,8 +309,8 @@ fn malformed_lines_are_reported_where_they_break() {
             "line 1, column 16: unexpected text after the metric type",
         ),
         (
-            "# HELP\n",
-            "line 1, column 7: expected a metric name after \"# HELP\"",
+            "# HELP \n",
+            "line 1, column 8: expected a metric name, found end of line",
         ),
         (
             "# HELP 9 x\n",
@@ -368,4 +377,215 @@ fn content_type_selects_the_format() {
         Format::Text
     );
     assert_eq!(Format::from_content_type(None), Format::Text);
+}
+
+// Issue 7, items 6-10: what the Prometheus server's text parser (`promparse`) takes and
+// podscale used to refuse, failing the whole scrape.
+
+#[test]
+fn text_format_value_right_after_the_closing_brace() {
+    assert_eq!(
+        one_sample(r#"a{b="c"}1"#, Format::Text),
+        r#""a"{"b"="c"} 1.0"#
+    );
+    assert_eq!(
+        one_sample(r#"a{b="c"}1 1700000000000"#, Format::Text),
+        r#""a"{"b"="c"} 1.0 @1700000000000"#
+    );
+    assert_eq!(one_sample(r#"{"a.b"}NaN"#, Format::Text), r#""a.b"{} NaN"#);
+    // OpenMetrics wants the space (`<sValue>{S}[^ \n]+` in openmetricslex.l).
+    let e = error("a{b=\"c\"}1\n# EOF\n", Format::OpenMetrics);
+    assert_eq!(
+        e.to_string(),
+        "line 1, column 9: expected a blank before the value, found '1'"
+    );
+    // Without braces a name runs into its value: `a1` is a name.
+    let e = error("a1\n", Format::Text);
+    assert!(
+        e.message.contains("expected a blank before the value"),
+        "{e}"
+    );
+}
+
+#[test]
+fn text_format_labels_without_commas() {
+    for (line, want) in [
+        (r#"a{x="1" y="2"} 1"#, r#""a"{"x"="1","y"="2"} 1.0"#),
+        (r#"a{x="1"y="2"} 1"#, r#""a"{"x"="1","y"="2"} 1.0"#),
+        (
+            r#"a{x="1"	"y.z"="2",w="3"} 1"#,
+            r#""a"{"x"="1","y.z"="2","w"="3"} 1.0"#,
+        ),
+        (r#"{a="1" "m.n"} 1"#, r#""m.n"{"a"="1"} 1.0"#),
+    ] {
+        assert_eq!(one_sample(line, Format::Text), want, "{line:?}");
+    }
+    let e = error("a{x=\"1\" y=\"2\"} 1\n# EOF\n", Format::OpenMetrics);
+    assert_eq!(
+        e.to_string(),
+        "line 1, column 9: expected ',' or '}' after a label, found 'y'"
+    );
+}
+
+#[test]
+fn a_quoted_metric_name_anywhere_in_the_braces() {
+    for format in [Format::Text, Format::OpenMetrics] {
+        for (line, want) in [
+            (
+                r#"{q="0.9","http.status"} 1"#,
+                r#""http.status"{"q"="0.9"} 1.0"#,
+            ),
+            (
+                r#"{q="0.9","http.status",a="b"} 1"#,
+                r#""http.status"{"q"="0.9","a"="b"} 1.0"#,
+            ),
+            (
+                r#"{q="0.9", "http.status" ,} 1"#,
+                r#""http.status"{"q"="0.9"} 1.0"#,
+            ),
+            (
+                r#"{"a.b"="1","http.status"} 1"#,
+                r#""http.status"{"a.b"="1"} 1.0"#,
+            ),
+        ] {
+            assert_eq!(one_sample(line, format), want, "{format:?}: {line:?}");
+        }
+    }
+    // The name stays in the raw label text but is no label.
+    let entries = parse("{q=\"0.9\",\"http.status\"} 1\n", Format::Text).expect("parses");
+    let Entry::Sample(s) = &entries[0] else {
+        panic!("not a sample")
+    };
+    assert_eq!(s.labels.len(), 1);
+    assert_eq!(s.labels.get("http.status"), None);
+    assert_eq!(s.labels.get("q").as_deref(), Some("0.9"));
+}
+
+#[test]
+fn a_bare_help_or_type_is_a_comment_in_the_text_format() {
+    let entries = parse("# HELP\n# TYPE\n#\tTYPE\r\nm 1\n", Format::Text).expect("parses");
+    assert_eq!(
+        entries[..3],
+        [
+            Entry::Comment(" HELP"),
+            Entry::Comment(" TYPE"),
+            Entry::Comment("\tTYPE"),
+        ]
+    );
+    // With a blank after the keyword Prometheus wants a name.
+    let e = error("# TYPE \n", Format::Text);
+    assert_eq!(
+        e.to_string(),
+        "line 1, column 8: expected a metric name, found end of line"
+    );
+    // OpenMetrics has no free-form comment to fall back to.
+    for src in ["# HELP\n# EOF\n", "# TYPE\n# EOF\n"] {
+        let e = error(src, Format::OpenMetrics);
+        assert!(e.message.contains("expected a metric name after"), "{e}");
+    }
+}
+
+#[test]
+fn help_text_starts_one_blank_after_the_name() {
+    let help = |src: &str, format: Format| match &parse(src, format).expect("parses")[0] {
+        Entry::Help { text, .. } => text.to_string(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(help("# HELP m  two\n", Format::Text), " two");
+    assert_eq!(help("# HELP m\ttab\n", Format::Text), "tab");
+    assert_eq!(help("# HELP m x  \n", Format::Text), "x  ");
+    assert_eq!(help("# HELP m   \n", Format::Text), "");
+    assert_eq!(help("# HELP m  two\n# EOF\n", Format::OpenMetrics), " two");
+    assert_eq!(help("# HELP m \n# EOF\n", Format::OpenMetrics), "");
+}
+
+#[test]
+fn le_and_quantile_read_back_as_prometheus_stores_them() {
+    let body = "# TYPE h histogram\n\
+                h_bucket{le=\"1\"} 1\n\
+                h_bucket{le=\"0.5\"} 1\n\
+                h_bucket{le=\"1e6\"} 1\n\
+                h_bucket{le=\"100000\"} 1\n\
+                h_bucket{le=\"+inf\"} 1\n\
+                h_bucket{le=\"1e400\"} 1\n\
+                h_bucket{le=\"one\"} 1\n\
+                h_bucket{quantile=\"0\"} 1\n\
+                # TYPE s summary\n\
+                s{quantile=\"0\"} 1\n\
+                s{quantile=\"-0\",le=\"1\"} 1\n\
+                s{quantile=\"0.99\"} 1\n\
+                s{quantile=\"1\"} 1\n\
+                s{\"quantile\"=\"1\"} 1\n\
+                # TYPE g gaugehistogram\n\
+                g_bucket{le=\"1\"} 1\n\
+                # TYPE c counter\n\
+                c{le=\"1\",quantile=\"0\"} 1\n";
+    for format in [Format::Text, Format::OpenMetrics] {
+        let src = if format == Format::OpenMetrics {
+            format!("{body}# EOF\n")
+        } else {
+            // `gaugehistogram` is OpenMetrics only.
+            body.replace("# TYPE g gaugehistogram\ng_bucket{le=\"1\"} 1\n", "")
+        };
+        let got: Vec<String> = parse(&src, format)
+            .unwrap_or_else(|e| panic!("{format:?}: {e}"))
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Sample(s) => Some(show(s)),
+                _ => None,
+            })
+            .collect();
+        let mut want = vec![
+            r#""h_bucket"{"le"="1.0"} 1.0"#,
+            r#""h_bucket"{"le"="0.5"} 1.0"#,
+            r#""h_bucket"{"le"="1e+06"} 1.0"#,
+            r#""h_bucket"{"le"="100000.0"} 1.0"#,
+            r#""h_bucket"{"le"="+Inf"} 1.0"#,
+            // Out of range or not a number: Prometheus keeps what was written.
+            r#""h_bucket"{"le"="1e400"} 1.0"#,
+            r#""h_bucket"{"le"="one"} 1.0"#,
+            // Only `le` in a histogram, only `quantile` in a summary.
+            r#""h_bucket"{"quantile"="0"} 1.0"#,
+            r#""s"{"quantile"="0.0"} 1.0"#,
+            r#""s"{"quantile"="0.0","le"="1"} 1.0"#,
+            r#""s"{"quantile"="0.99"} 1.0"#,
+            r#""s"{"quantile"="1.0"} 1.0"#,
+            r#""s"{"quantile"="1.0"} 1.0"#,
+        ];
+        if format == Format::OpenMetrics {
+            // A gauge histogram's `le` stays as written.
+            want.push(r#""g_bucket"{"le"="1"} 1.0"#);
+        }
+        want.push(r#""c"{"le"="1","quantile"="0"} 1.0"#);
+        assert_eq!(got, want, "{format:?}");
+    }
+    // The accessor that selectors use sees the same value.
+    let entries =
+        parse("# TYPE h histogram\nh_bucket{le=\"2\"} 1\n", Format::Text).expect("parses");
+    let Entry::Sample(s) = &entries[1] else {
+        panic!("not a sample")
+    };
+    assert_eq!(s.labels.get("le").as_deref(), Some("2.0"));
+    // An already normal value is not copied.
+    let entries =
+        parse("# TYPE h histogram\nh_bucket{le=\"2.5\"} 1\n", Format::Text).expect("parses");
+    let Entry::Sample(s) = &entries[1] else {
+        panic!("not a sample")
+    };
+    assert!(matches!(s.labels.get("le"), Some(Cow::Borrowed("2.5"))));
+}
+
+#[test]
+fn the_type_carries_over_to_a_family_without_one() {
+    // Prometheus keeps the last `# TYPE` for the samples that follow, whatever their
+    // family (`wind_speed` in promparse_test.go), so it stores `le="1.0"` here too.
+    let entries = parse(
+        "# TYPE h histogram\nh_sum 1\nother_bucket{le=\"1\"} 1\n",
+        Format::Text,
+    )
+    .expect("parses");
+    let Entry::Sample(s) = &entries[2] else {
+        panic!("not a sample")
+    };
+    assert_eq!(s.labels.get("le").as_deref(), Some("1.0"));
 }

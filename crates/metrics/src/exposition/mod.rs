@@ -15,7 +15,21 @@
 //! - values are Go floats (`NaN`, `+Inf`, `-Inf`, `1e3`, `.5`); a decimal that overflows
 //!   is an error, as `strconv.ParseFloat`'s range error is;
 //! - metric and label names may be quoted UTF-8 strings (`{"my.metric", "a.b"="c"}`,
-//!   `# TYPE "my.metric" gauge`), the Prometheus 3 syntax;
+//!   `# TYPE "my.metric" gauge`), the Prometheus 3 syntax; the quoted metric name may
+//!   stand anywhere in the braces (`{q="0.9","http.status"}`), once, and not when
+//!   the name is also written before them;
+//! - the text format (only) also takes labels without a comma between them
+//!   (`a{x="1" y="2"}`) and a value right after the closing brace (`a{b="c"}1`), as
+//!   `promparse` does (its lexer has no separator rule there); OpenMetrics rejects
+//!   both, as `openmetricsparse` and the OpenMetrics ABNF do;
+//! - in the text format a bare `# HELP` or `# TYPE` (nothing after the keyword) is a
+//!   comment, as `promlex` reads it; in OpenMetrics it is an error;
+//! - `# HELP name text`: the text starts after exactly one blank (further blanks are
+//!   part of it), as both Prometheus lexers cut it;
+//! - the `le` label of a histogram and the `quantile` label of a summary read back
+//!   normalized as Prometheus 3 stores them (`le="1"` is `"1.0"`, `quantile="0"` is
+//!   `"0.0"`; see [`format_openmetrics_float`]), so a selector copied from PromQL
+//!   matches the same series here;
 //! - text-format timestamps are integer milliseconds; OpenMetrics timestamps are
 //!   seconds, converted to milliseconds exactly for plain decimals (Prometheus
 //!   multiplies by 1000 in floating point);
@@ -26,6 +40,14 @@
 //!
 //! Not supported: hexadecimal floats (`0x1p-2`), and native histograms (which only
 //! exist in the protobuf format).
+//!
+//! Where Prometheus is stricter, this reader accepts a little more (a scrape that
+//! Prometheus fails is not the case to guard against): negative text-format
+//! timestamps (valid in the format's spec, which says int64), extra blanks around the
+//! `# TYPE` keyword's type, and in OpenMetrics free `#` comments, tabs and repeated
+//! blanks as separators, a leading blank, `# HELP name` without text and a `# UNIT`
+//! that is not the name's suffix. `tests/exposition_upstream.rs` lists these case by
+//! case next to Prometheus's own parser tests.
 use std::borrow::Cow;
 use std::fmt;
 
@@ -33,7 +55,9 @@ mod parse;
 mod write;
 
 pub use parse::Parser;
-pub use write::{escape_label_value, format_value, write_entries, write_entry};
+pub use write::{
+    escape_label_value, format_openmetrics_float, format_value, write_entries, write_entry,
+};
 
 /// Which exposition format a body is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -174,19 +198,58 @@ pub struct Exemplar<'a> {
 #[derive(Clone, Copy, Default)]
 pub struct Labels<'a> {
     raw: &'a str,
+    normalize: Normalize,
+}
+
+/// The label whose value Prometheus rewrites when it ingests a sample.
+///
+/// Prometheus 3 (`normalizeFloatsInLabelValues` in `model/textparse`, since 3.0.0,
+/// prometheus#15164) reformats the `le` label of a `histogram` sample and the
+/// `quantile` label of a `summary` sample with `labels.FormatOpenMetricsFloat`, in the
+/// text and OpenMetrics parsers alike (not for `gaugehistogram`). The type is that of
+/// the last `# TYPE` line read, whatever family it named: Prometheus keeps it across
+/// families (a "knowingly broken" case its own tests pin, `wind_speed` in
+/// `TestPromParse`), and so do we, to store the same label values it does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Normalize {
+    #[default]
+    None,
+    Le,
+    Quantile,
+}
+
+impl Normalize {
+    /// What to normalize in the samples that follow a `# TYPE … kind` line.
+    pub(crate) fn for_type(kind: Option<MetricType>) -> Self {
+        match kind {
+            Some(MetricType::Histogram) => Self::Le,
+            Some(MetricType::Summary) => Self::Quantile,
+            _ => Self::None,
+        }
+    }
+
+    fn label(self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::Le => Some("le"),
+            Self::Quantile => Some("quantile"),
+        }
+    }
 }
 
 impl<'a> Labels<'a> {
     /// Labels over text that [`Parser`] has validated.
-    pub(crate) fn from_validated(raw: &'a str) -> Self {
-        Self { raw }
+    pub(crate) fn from_validated(raw: &'a str, normalize: Normalize) -> Self {
+        Self { raw, normalize }
     }
 
-    /// The label pairs, in the order written, unescaped.
+    /// The label pairs, in the order written, unescaped; a histogram's `le` and a
+    /// summary's `quantile` normalized as Prometheus stores them (module docs).
     pub fn iter(&self) -> LabelIter<'a> {
         LabelIter {
             raw: self.raw,
             pos: 0,
+            normalize: self.normalize.label(),
         }
     }
 
@@ -205,7 +268,8 @@ impl<'a> Labels<'a> {
         self.iter().count()
     }
 
-    /// The raw text between the braces, as written.
+    /// The raw text between the braces, as written (without a quoted metric name that
+    /// comes first; one further on stays in).
     pub fn as_raw(&self) -> &'a str {
         self.raw
     }
@@ -231,15 +295,35 @@ pub type LabelPair<'a> = (Cow<'a, str>, Cow<'a, str>);
 pub struct LabelIter<'a> {
     raw: &'a str,
     pos: usize,
+    /// The label whose value is normalized, if any.
+    normalize: Option<&'static str>,
 }
 
 impl<'a> Iterator for LabelIter<'a> {
     type Item = LabelPair<'a>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (pair, next) = parse::next_label(self.raw, self.pos)?;
+        let ((name, value), next) = parse::next_label(self.raw, self.pos)?;
         self.pos = next;
-        Some(pair)
+        let value = match self.normalize {
+            Some(label) if name == label => normalize_float(value),
+            _ => value,
+        };
+        Some((name, value))
+    }
+}
+
+/// `normalizeFloatsInLabelValues`: a value that Go's `strconv.ParseFloat` reads is
+/// rewritten with `FormatOpenMetricsFloat`; anything else stays as written.
+fn normalize_float(value: Cow<'_, str>) -> Cow<'_, str> {
+    let Some(v) = parse::parse_go_float(&value) else {
+        return value;
+    };
+    let normal = write::openmetrics_float(v);
+    if normal.as_str() == value {
+        value
+    } else {
+        Cow::Owned(normal.as_str().to_owned())
     }
 }
 

@@ -2,7 +2,9 @@
 //! slicing at one never splits a UTF-8 character.
 use std::borrow::Cow;
 
-use super::{Entry, Exemplar, Format, LabelPair, Labels, MetricType, ParseError, Sample};
+use super::{
+    Entry, Exemplar, Format, LabelPair, Labels, MetricType, Normalize, ParseError, Sample,
+};
 
 const METRIC_START: u8 = 1;
 const METRIC_CHAR: u8 = 2;
@@ -63,6 +65,8 @@ pub struct Parser<'a> {
     pos: usize,
     /// 1-based number of the next line.
     line: usize,
+    /// The type of the last `# TYPE` line, for the labels Prometheus normalizes.
+    last_type: Option<MetricType>,
     eof_seen: bool,
     done: bool,
 }
@@ -74,6 +78,7 @@ impl<'a> Parser<'a> {
             format,
             pos: 0,
             line: 1,
+            last_type: None,
             eof_seen: false,
             done: false,
         }
@@ -142,10 +147,12 @@ impl<'a> Iterator for Parser<'a> {
             let result = if cur.peek() == b'#' {
                 cur.comment(self.format)
             } else {
-                cur.sample(self.format).map(Entry::Sample)
+                let normalize = Normalize::for_type(self.last_type);
+                cur.sample(self.format, normalize).map(Entry::Sample)
             };
             match result {
                 Ok(Entry::Eof) => self.eof_seen = true,
+                Ok(Entry::Type { kind, .. }) => self.last_type = Some(kind),
                 Err(_) => self.done = true,
                 Ok(_) => {}
             }
@@ -261,11 +268,40 @@ impl<'a> Cursor<'a> {
             }
             _ => return comment(self),
         }
+        // `promlex` only enters the metadata states on `HELP[\t ]+` / `TYPE[\t ]+`; a
+        // keyword that ends the line is consumed as a comment. OpenMetrics has no
+        // free comments: there it is an error.
+        if format == Format::Text && self.at_end() {
+            return comment(self);
+        }
         if !self.require_blanks() {
             return Err(self.error(format!("expected a metric name after \"# {keyword}\"")));
         }
         let name = self.metadata_name()?;
         let after_name = self.i;
+        if keyword == "HELP" {
+            // Both lexers cut the text one character after the name (`buf()[1:]`):
+            // blanks beyond the first are part of it. A text-format line whose rest
+            // is only blanks has an empty text.
+            if self.at_end() {
+                return Ok(Entry::Help {
+                    name,
+                    text: Cow::Borrowed(""),
+                });
+            }
+            if !is_blank(self.peek()) {
+                return Err(self.error(format!(
+                    "expected a blank after the metric name, found {}",
+                    self.describe_here()
+                )));
+            }
+            let mut raw = &self.src[self.i + 1..self.end];
+            if format == Format::Text && raw.bytes().all(is_blank) {
+                raw = "";
+            }
+            let text = unescape_help(raw, format);
+            return Ok(Entry::Help { name, text });
+        }
         let had_blank = self.require_blanks();
         if !had_blank && !self.at_end() {
             return Err(self.error(format!(
@@ -274,11 +310,6 @@ impl<'a> Cursor<'a> {
             )));
         }
         match keyword {
-            "HELP" => {
-                let raw = &self.src[self.i..self.end];
-                let text = unescape_help(raw, format);
-                Ok(Entry::Help { name, text })
-            }
             "TYPE" => {
                 let at = self.i;
                 let word = self.token();
@@ -322,7 +353,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A sample line.
-    fn sample(&mut self, format: Format) -> Result<Sample<'a>, ParseError> {
+    fn sample(&mut self, format: Format, normalize: Normalize) -> Result<Sample<'a>, ParseError> {
         let mut name: Option<Cow<'a, str>> = None;
         if is_metric_start(self.peek()) {
             let start = self.i;
@@ -344,13 +375,18 @@ impl<'a> Cursor<'a> {
             )));
         }
         let mut labels = Labels::default();
-        if self.peek() == b'{' {
-            labels = self.label_set(&mut name)?;
+        let braces = self.peek() == b'{';
+        if braces {
+            labels = Labels::from_validated(self.label_set(format, &mut name)?, normalize);
         }
         let Some(name) = name else {
             return Err(self.error("sample without a metric name"));
         };
-        if !self.require_blanks() {
+        // In the text format the value may follow the closing brace directly
+        // (`a{b="c"}1`): `promlex` goes from `}` to its value state, which takes
+        // `[^{ \t\n]+` with no blank first. OpenMetrics needs the space.
+        let glued = braces && format == Format::Text && !self.at_end();
+        if !self.require_blanks() && !glued {
             return Err(self.error(format!(
                 "expected a blank before the value, found {}",
                 self.describe_here()
@@ -396,7 +432,10 @@ impl<'a> Cursor<'a> {
             return Err(self.error("expected '{' to open the exemplar's labels"));
         }
         let mut no_name = None;
-        let labels = self.label_set(&mut no_name)?;
+        let labels = Labels::from_validated(
+            self.label_set(Format::OpenMetrics, &mut no_name)?,
+            Normalize::None,
+        );
         if no_name.is_some() {
             return Err(self.error("an exemplar has no metric name"));
         }
@@ -423,9 +462,17 @@ impl<'a> Cursor<'a> {
         Ok(sample)
     }
 
-    /// `{…}` at the cursor. A quoted string first in the set that is not followed by
-    /// `=` is the metric name; it is stored in `name`, which must be empty.
-    fn label_set(&mut self, name: &mut Option<Cow<'a, str>>) -> Result<Labels<'a>, ParseError> {
+    /// `{…}` at the cursor; returns the label text (see [`Labels`]). A quoted string
+    /// followed by `,` or `}` is the metric name, wherever it stands (`parseLVals` in
+    /// both Prometheus parsers); it is stored in `name`, which must be empty. In the
+    /// text format the comma between labels is optional, as in `promparse` (its own
+    /// comment calls this "not clear if intended", its tests pin it); OpenMetrics
+    /// requires it.
+    fn label_set(
+        &mut self,
+        format: Format,
+        name: &mut Option<Cow<'a, str>>,
+    ) -> Result<&'a str, ParseError> {
         self.i += 1; // '{'
         self.skip_blanks();
         let mut raw_start = self.i;
@@ -440,26 +487,26 @@ impl<'a> Cursor<'a> {
                     if self.peek() == b'=' {
                         self.label_value()?;
                     } else {
-                        if !first || name.is_some() {
-                            return Err(self.error_at(
-                                at,
-                                "a quoted metric name must come first and only once",
-                            ));
-                        }
-                        *name = Some(s);
-                        // The label text starts after this name's comma.
-                        if self.peek() == b',' {
-                            self.i += 1;
-                            self.skip_blanks();
-                        } else if self.peek() != b'}' {
+                        if !matches!(self.peek(), b',' | b'}') {
                             return Err(self.error(format!(
-                                "expected ',' or '}}' after the metric name, found {}",
+                                "expected '=' or, after a quoted metric name, ',' or '}}', found {}",
                                 self.describe_here()
                             )));
                         }
-                        raw_start = self.i;
-                        first = false;
-                        continue;
+                        if name.is_some() {
+                            return Err(self.error_at(at, "the metric name is already set"));
+                        }
+                        *name = Some(s);
+                        if first {
+                            // The label text starts after this name's comma; a name
+                            // further on stays in it and the label reader skips it.
+                            if self.peek() == b',' {
+                                self.i += 1;
+                                self.skip_blanks();
+                            }
+                            raw_start = self.i;
+                            continue;
+                        }
                     }
                 }
                 c if is_label_start(c) => {
@@ -485,6 +532,7 @@ impl<'a> Cursor<'a> {
                     self.skip_blanks();
                 }
                 b'}' => {}
+                c if format == Format::Text && (c == b'"' || is_label_start(c)) => {}
                 _ => {
                     return Err(self.error(format!(
                         "expected ',' or '}}' after a label, found {}",
@@ -495,7 +543,7 @@ impl<'a> Cursor<'a> {
         }
         let raw = &self.src[raw_start..self.i];
         self.i += 1; // '}'
-        Ok(Labels::from_validated(raw))
+        Ok(raw)
     }
 
     /// `= "value"` after a label name.
@@ -604,28 +652,35 @@ fn unescape(raw: &str, quote: bool) -> Cow<'_, str> {
 }
 
 /// The next label of a validated label text from byte `pos`, and where the one after
-/// starts. `None` at the end (or, which validation rules out, on malformed text).
+/// starts. `None` at the end (or, which validation rules out, on malformed text). A
+/// quoted string not followed by `=` is the metric name and is skipped.
 pub(super) fn next_label(raw: &str, pos: usize) -> Option<(LabelPair<'_>, usize)> {
     let b = raw.as_bytes();
     let end = b.len();
     let mut i = pos;
-    while i < end && (is_blank(b[i]) || b[i] == b',') {
-        i += 1;
-    }
-    if i >= end {
-        return None;
-    }
-    let name = if b[i] == b'"' {
-        let (close, escaped) = scan_quoted(b, i, end).ok()?;
-        let name = unescape_quoted(&raw[i + 1..close], escaped);
-        i = close + 1;
-        name
-    } else {
-        let start = i;
-        while i < end && is_label_char(b[i]) {
+    let name = loop {
+        while i < end && (is_blank(b[i]) || b[i] == b',') {
             i += 1;
         }
-        Cow::Borrowed(&raw[start..i])
+        if i >= end {
+            return None;
+        }
+        if b[i] != b'"' {
+            let start = i;
+            while i < end && is_label_char(b[i]) {
+                i += 1;
+            }
+            break Cow::Borrowed(&raw[start..i]);
+        }
+        let (close, escaped) = scan_quoted(b, i, end).ok()?;
+        let open = i;
+        i = close + 1;
+        while i < end && is_blank(b[i]) {
+            i += 1;
+        }
+        if i < end && b[i] == b'=' {
+            break unescape_quoted(&raw[open + 1..close], escaped);
+        }
     };
     while i < end && (is_blank(b[i]) || b[i] == b'=') {
         i += 1;
@@ -633,6 +688,19 @@ pub(super) fn next_label(raw: &str, pos: usize) -> Option<(LabelPair<'_>, usize)
     let (close, escaped) = scan_quoted(b, i, end).ok()?;
     let value = unescape_quoted(&raw[i + 1..close], escaped);
     Some(((name, value), close + 1))
+}
+
+/// Whether Go's `strconv.ParseFloat(s, 64)` reads `s`, and as what. Unlike a sample
+/// value, no `p`/`P`/`_` filter applies (`normalizeFloatsInLabelValues` calls
+/// `ParseFloat` directly). Go takes a sign before `Inf` but not before `NaN`.
+/// Hexadecimal floats, which Go reads, are not: such a label value stays as written.
+pub(crate) fn parse_go_float(s: &str) -> Option<f64> {
+    if let Some(rest) = s.strip_prefix(['+', '-'])
+        && rest.eq_ignore_ascii_case("nan")
+    {
+        return None;
+    }
+    parse_float(s)
 }
 
 /// Go's `strconv.ParseFloat(s, 64)` for the forms expositions use. Plain integers and
