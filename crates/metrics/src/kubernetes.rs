@@ -1,14 +1,35 @@
 //! The Kubernetes metrics APIs through kube, so an existing Metrics Server or
 //! Prometheus Adapter keeps working: `metrics.k8s.io` PodMetrics (per container),
-//! `custom.metrics.k8s.io` (pods and object metrics, `v1beta2`) and
-//! `external.metrics.k8s.io` (`v1beta1`) — the same calls, with the same selectors,
-//! that kube-controller-manager's `metrics/client.go` makes. Also the scale
-//! subresource and the pod list, so a reading captures the target's real pods.
+//! `custom.metrics.k8s.io` (pods and object metrics) and `external.metrics.k8s.io` —
+//! the same calls, with the same selectors, that kube-controller-manager's
+//! `metrics/client.go` makes. Also the scale subresource and the pod list, so a
+//! reading captures the target's real pods.
 //!
-//! Every call is wrapped in a timeout; an API error keeps the API server's message.
-use std::collections::BTreeMap;
-use std::time::Duration;
+//! **Served versions.** As upstream's `k8s.io/metrics/pkg/client/custom_metrics`
+//! (`discovery.go`, `multi_client.go`), the version of each metrics API is
+//! discovered from the API server (`GET /apis/<group>`) rather than assumed: the
+//! group's preferred version when podscale knows it, else the first served version it
+//! knows (`custom.metrics.k8s.io`: `v1beta2`, `v1beta1`; the others: `v1beta1`), and a
+//! `v1beta1` `MetricValueList` is converted to `v1beta2` (`metricName`/`selector`
+//! → `metric: {name, selector}`, `window` → `windowSeconds`). The choice is cached
+//! and rediscovered after [`DEFAULT_DISCOVERY_REFRESH`] (upstream invalidates it every
+//! HPA sync period, `PeriodicallyInvalidate`) and, unlike upstream, also right after a
+//! 404, so an adapter upgraded from `v1beta1` to `v1beta2` is followed at once.
+//!
+//! **Bounds.** Every call is wrapped in a timeout; every response body is streamed
+//! and refused past [`Limits::max_body_bytes`] (never buffered whole); lists are
+//! refused past [`Limits::max_items`] while they are parsed; the pod list is read in
+//! pages ([`Limits::page_size`], `limit`/`continue`, as kubectl's `--chunk-size`).
+//! An API error keeps the API server's message, truncated when it is long.
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use http_body::Body as _;
 use jiff::Timestamp;
 use podscale_core::api::{CrossVersionObjectReference, LabelSelector};
 use podscale_core::duration::GoDuration;
@@ -18,23 +39,96 @@ use podscale_core::observed::{
 };
 use podscale_core::quantity::Quantity;
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::SourceError;
+
+/// How often the served versions are rediscovered: the HPA controller's default
+/// `--horizontal-pod-autoscaler-sync-period`, the interval at which
+/// kube-controller-manager calls `custom_metrics.PeriodicallyInvalidate`.
+pub const DEFAULT_DISCOVERY_REFRESH: Duration = Duration::from_secs(15);
+
+/// Bounds on what the Kubernetes API may send back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest response body read, in bytes; a larger one is an error (default
+    /// 16 MiB: a 500-pod page or a 20 000-item metric list fits well within it).
+    pub max_body_bytes: usize,
+    /// The most items a list may hold (pods across pages, metric values); more is an
+    /// error, detected while parsing (default 20 000).
+    pub max_items: usize,
+    /// Pods per page of the pod list (default 500, kubectl's `--chunk-size`).
+    pub page_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 << 20,
+            max_items: 20_000,
+            page_size: 500,
+        }
+    }
+}
+
+/// How much of an error body an error message quotes.
+const ERROR_EXCERPT_BYTES: usize = 300;
+/// How much of an error body is kept to find the API server's `Status` in it (a
+/// `Status` is a few hundred bytes; the rest is only counted).
+const ERROR_BODY_KEPT: usize = 64 << 10;
+
+/// One of the metrics APIs, and the versions of it podscale reads, most preferred
+/// first (upstream's `MetricVersions` for the custom metrics API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsApi {
+    pub group: &'static str,
+    /// How upstream names it in its errors ("custom metrics API").
+    pub title: &'static str,
+    pub versions: &'static [&'static str],
+}
+
+/// `metrics.k8s.io` (Metrics Server), `v1beta1` as upstream's resource metrics client.
+pub const RESOURCE_METRICS: MetricsApi = MetricsApi {
+    group: "metrics.k8s.io",
+    title: "resource metrics API",
+    versions: &["v1beta1"],
+};
+
+/// `custom.metrics.k8s.io`: `v1beta2`, else `v1beta1` (upstream's `MetricVersions`).
+pub const CUSTOM_METRICS: MetricsApi = MetricsApi {
+    group: "custom.metrics.k8s.io",
+    title: "custom metrics API",
+    versions: &["v1beta2", "v1beta1"],
+};
+
+/// `external.metrics.k8s.io`, `v1beta1` only (upstream's external metrics client).
+pub const EXTERNAL_METRICS: MetricsApi = MetricsApi {
+    group: "external.metrics.k8s.io",
+    title: "external metrics API",
+    versions: &["v1beta1"],
+};
 
 /// A client for the metrics APIs of one cluster.
 #[derive(Clone)]
 pub struct KubeMetrics {
     client: kube::Client,
-    /// Bounds each API call: a hung aggregated API server (a common failure of
-    /// metrics adapters) must not hang the reading.
+    /// Bounds each API call, body included: a hung aggregated API server (a common
+    /// failure of metrics adapters) must not hang the reading.
     timeout: Duration,
+    limits: Limits,
+    discovery_refresh: Duration,
+    /// The version chosen for each metrics API group, and when it was discovered;
+    /// shared by clones (upstream's `apiVersionsFromDiscovery.prefVersion`).
+    discovered: Arc<Mutex<HashMap<&'static str, (&'static str, Instant)>>>,
 }
 
-impl std::fmt::Debug for KubeMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for KubeMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KubeMetrics")
             .field("timeout", &self.timeout)
+            .field("limits", &self.limits)
+            .field("discovery_refresh", &self.discovery_refresh)
             .finish_non_exhaustive()
     }
 }
@@ -48,9 +142,36 @@ pub struct Scale {
 }
 
 impl KubeMetrics {
-    /// Wraps a client (tests build one over a fake API server).
+    /// Wraps a client (tests build one over a fake API server), with the default
+    /// [`Limits`] and [`DEFAULT_DISCOVERY_REFRESH`].
     pub fn new(client: kube::Client, timeout: Duration) -> Self {
-        Self { client, timeout }
+        Self {
+            client,
+            timeout,
+            limits: Limits::default(),
+            discovery_refresh: DEFAULT_DISCOVERY_REFRESH,
+            discovered: Arc::default(),
+        }
+    }
+
+    /// The same client with other bounds on responses.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The same client, rediscovering the metrics APIs' served versions after `every`
+    /// (`Duration::ZERO`: before every call).
+    #[must_use]
+    pub fn with_discovery_refresh(mut self, every: Duration) -> Self {
+        self.discovery_refresh = every;
+        self
+    }
+
+    /// The bounds on responses.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// A client from a kubeconfig file (`None`: `$KUBECONFIG`, `~/.kube/config`, or the
@@ -86,35 +207,173 @@ impl KubeMetrics {
                 .await
                 .map_err(|e| SourceError::Config(format!("no Kubernetes configuration: {e}")))?,
         };
+        // kube retries 429/503/504 by default, up to 15 times with a backoff growing
+        // to 1000 s: within the per-call timeout that turns an aggregated API that is
+        // down (503, the usual state of a broken adapter) into "no answer within …"
+        // and hides the server's message. client-go, which the HPA uses, retries only
+        // when the server sends Retry-After; podscale reports the error at once.
+        let mut config = config;
+        config.default_retry = false;
         let client = kube::Client::try_from(config)
             .map_err(|e| SourceError::Config(format!("cannot build the Kubernetes client: {e}")))?;
         Ok(Self::new(client, timeout))
     }
 
-    async fn get(&self, path: &str) -> Result<Value, SourceError> {
+    /// `GET path`: the body of a 2xx answer, at most `max_body_bytes` of it, all
+    /// within the timeout; any other status is an error with the API server's message.
+    async fn get(&self, path: &str) -> Result<Vec<u8>, SourceError> {
         let what = format!("GET {path}");
-        let request = http::Request::get(path)
-            .body(Vec::new())
-            .map_err(|e| SourceError::Config(format!("{what}: {e}")))?;
-        match tokio::time::timeout(self.timeout, self.client.request::<Value>(request)).await {
+        match tokio::time::timeout(self.timeout, self.get_unbounded_in_time(path, &what)).await {
             Err(_) => Err(SourceError::Timeout {
                 what,
                 timeout: self.timeout,
             }),
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(kube::Error::Api(status))) => Err(SourceError::Http {
-                what,
-                status: status.code,
-                message: if status.message.is_empty() {
-                    status.reason.clone()
-                } else {
-                    status.message.clone()
-                },
-            }),
-            Ok(Err(e)) => Err(SourceError::Connect {
-                what,
+            Ok(r) => r,
+        }
+    }
+
+    async fn get_unbounded_in_time(&self, path: &str, what: &str) -> Result<Vec<u8>, SourceError> {
+        let request = http::Request::get(path)
+            .header(http::header::ACCEPT, "application/json")
+            .body(kube::client::Body::empty())
+            .map_err(|e| SourceError::Config(format!("{what}: {e}")))?;
+        let response = self
+            .client
+            .send(request)
+            .await
+            .map_err(|e| SourceError::Connect {
+                what: what.to_owned(),
                 message: crate::http::error_chain(&e),
-            }),
+            })?;
+        let status = response.status();
+        let declared = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let limit = self.limits.max_body_bytes;
+        if status.is_success() {
+            // Refused before reading a byte when the size is announced.
+            if let Some(n) = declared.filter(|&n| n > limit as u64) {
+                return Err(too_large(what, limit, Some(n)));
+            }
+            let (body, _, complete) = read_capped(response.into_body(), limit, limit, what).await?;
+            if !complete {
+                return Err(too_large(what, limit, None));
+            }
+            return Ok(body);
+        }
+        // An error: keep what can hold a `Status`, count the rest up to the limit
+        // (a misbehaving proxy's endless error page must not be buffered either).
+        let (body, seen, complete) =
+            read_capped(response.into_body(), ERROR_BODY_KEPT, limit, what).await?;
+        let size = match (complete, declared) {
+            (true, _) => BodySize::Exactly(seen as u64),
+            (false, Some(n)) => BodySize::Exactly(n),
+            (false, None) => BodySize::MoreThan(limit as u64),
+        };
+        Err(SourceError::Http {
+            what: what.to_owned(),
+            status: status.as_u16(),
+            message: error_message(&body, size, status),
+        })
+    }
+
+    /// The version of `api` to call: cached, or discovered from `GET /apis/<group>`
+    /// as upstream's `apiVersionsFromDiscovery.PreferredVersion` chooses it.
+    async fn served_version(&self, api: &MetricsApi) -> Result<&'static str, SourceError> {
+        if let Some((version, at)) = self.cached(api)
+            && at.elapsed() < self.discovery_refresh
+        {
+            return Ok(version);
+        }
+        let path = format!("/apis/{}", api.group);
+        let body = match self.get(&path).await {
+            Err(SourceError::Http { status: 404, .. }) => {
+                return Err(SourceError::Http {
+                    what: format!("GET {path}"),
+                    status: 404,
+                    message: format!(
+                        "no {} ({}) is registered with the API server: no APIService \
+                         serves it, so no metrics adapter is installed for it{}",
+                        api.title,
+                        api.group,
+                        if api.group == RESOURCE_METRICS.group {
+                            " (Metrics Server)"
+                        } else {
+                            " (e.g. Prometheus Adapter, KEDA)"
+                        }
+                    ),
+                });
+            }
+            other => other?,
+        };
+        let group: ApiGroup = decode(&path, &body)?;
+        let version = choose_version(api, &group).ok_or_else(|| SourceError::Decode {
+            what: format!("GET {path}"),
+            message: format!(
+                "the {} ({}) serves {}, none of the versions podscale reads ({})",
+                api.title,
+                api.group,
+                if group.versions.is_empty() {
+                    "no version".to_owned()
+                } else {
+                    group
+                        .versions
+                        .iter()
+                        .map(|v| v.version.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                api.versions.join(", ")
+            ),
+        })?;
+        self.discovered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(api.group, (version, Instant::now()));
+        Ok(version)
+    }
+
+    fn cached(&self, api: &MetricsApi) -> Option<(&'static str, Instant)> {
+        self.discovered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(api.group)
+            .copied()
+    }
+
+    fn invalidate(&self, api: &MetricsApi) {
+        self.discovered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(api.group);
+    }
+
+    /// `GET /apis/<group>/<served version><rest>`: the path, the version and the body.
+    /// A 404 invalidates the cached version; when rediscovery finds another version
+    /// served (or none), that decides, else the 404 stands (the metric itself is
+    /// unknown).
+    async fn get_metrics(
+        &self,
+        api: &MetricsApi,
+        rest: &str,
+    ) -> Result<(String, &'static str, Vec<u8>), SourceError> {
+        let version = self.served_version(api).await?;
+        let path = format!("/apis/{}/{version}{rest}", api.group);
+        match self.get(&path).await {
+            Ok(body) => Ok((path, version, body)),
+            Err(e @ SourceError::Http { status: 404, .. }) => {
+                self.invalidate(api);
+                let again = self.served_version(api).await?;
+                if again == version {
+                    return Err(e);
+                }
+                let path = format!("/apis/{}/{again}{rest}", api.group);
+                let body = self.get(&path).await?;
+                Ok((path, again, body))
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -127,15 +386,17 @@ impl KubeMetrics {
         namespace: &str,
         selector: Option<&str>,
     ) -> Result<ResourceMetricsList, SourceError> {
-        let path = format!(
-            "/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods{}",
+        let rest = format!(
+            "/namespaces/{}/pods{}",
             segment(namespace),
             query(&[("labelSelector", selector)])
         );
-        let list: PodMetricsList = decode(&path, self.get(&path).await?)?;
+        let (path, _, body) = self.get_metrics(&RESOURCE_METRICS, &rest).await?;
+        let list: List<PodMetricsItem> = self.decode_list(&path, &body)?;
         Ok(ResourceMetricsList {
             pods: list
                 .items
+                .unwrap_or_default()
                 .into_iter()
                 .map(|p| PodMetrics {
                     name: p.metadata.name,
@@ -154,8 +415,8 @@ impl KubeMetrics {
         })
     }
 
-    /// `custom.metrics.k8s.io/v1beta2` values of `metric` for the pods matching
-    /// `selector` (`GetRawMetric`).
+    /// `custom.metrics.k8s.io` values of `metric` for the pods matching `selector`
+    /// (`GetRawMetric`), in the served version, converted to `v1beta2`.
     ///
     /// # Errors
     /// The API failed or answered something else than a MetricValueList.
@@ -167,8 +428,8 @@ impl KubeMetrics {
         metric_selector: Option<&LabelSelector>,
     ) -> Result<Vec<PodMetricValue>, SourceError> {
         let metric_selector = metric_selector.map(selector_string);
-        let path = format!(
-            "/apis/custom.metrics.k8s.io/v1beta2/namespaces/{}/pods/*/{}{}",
+        let rest = format!(
+            "/namespaces/{}/pods/*/{}{}",
             segment(namespace),
             segment(metric),
             query(&[
@@ -176,9 +437,11 @@ impl KubeMetrics {
                 ("metricLabelSelector", metric_selector.as_deref()),
             ])
         );
-        let list: MetricValueList = decode(&path, self.get(&path).await?)?;
-        Ok(list
-            .items
+        let (path, version, body) = self.get_metrics(&CUSTOM_METRICS, &rest).await?;
+        let items = self
+            .custom_values(&path, version, &body)?
+            .unwrap_or_default();
+        Ok(items
             .into_iter()
             .map(|i| PodMetricValue {
                 pod_name: i.described_object.name,
@@ -189,11 +452,27 @@ impl KubeMetrics {
             .collect())
     }
 
-    /// `custom.metrics.k8s.io/v1beta2` value of `metric` describing one object
+    /// A custom metrics answer as `v1beta2` items (`None`: not a list).
+    fn custom_values(
+        &self,
+        path: &str,
+        version: &str,
+        body: &[u8],
+    ) -> Result<Option<Vec<MetricValue>>, SourceError> {
+        Ok(if version == "v1beta1" {
+            self.decode_list::<MetricValueV1beta1>(path, body)?
+                .items
+                .map(|items| items.into_iter().map(MetricValue::from).collect())
+        } else {
+            self.decode_list::<MetricValue>(path, body)?.items
+        })
+    }
+
+    /// `custom.metrics.k8s.io` value of `metric` describing one object
     /// (`GetObjectMetric`): the value and its timestamp.
     ///
     /// # Errors
-    /// The API failed, or answered no value.
+    /// The API failed, or did not answer exactly one value.
     pub async fn object_metric(
         &self,
         namespace: &str,
@@ -204,34 +483,41 @@ impl KubeMetrics {
         let metric_selector = metric_selector.map(selector_string);
         let q = query(&[("metricLabelSelector", metric_selector.as_deref())]);
         // A Namespace's metrics live at /namespaces/{name}/metrics/{metric}.
-        let path = if object.kind == "Namespace" {
+        let rest = if object.kind == "Namespace" {
             format!(
-                "/apis/custom.metrics.k8s.io/v1beta2/namespaces/{}/metrics/{}{q}",
+                "/namespaces/{}/metrics/{}{q}",
                 segment(&object.name),
                 segment(metric)
             )
         } else {
             format!(
-                "/apis/custom.metrics.k8s.io/v1beta2/namespaces/{}/{}/{}/{}{q}",
+                "/namespaces/{}/{}/{}/{}{q}",
                 segment(namespace),
                 group_resource(object),
                 segment(&object.name),
                 segment(metric)
             )
         };
-        let value = self.get(&path).await?;
+        let (path, version, body) = self.get_metrics(&CUSTOM_METRICS, &rest).await?;
         // The API answers a MetricValueList (a single MetricValue from old adapters).
-        let item = if value.get("items").is_some() {
-            let list: MetricValueList = decode(&path, value)?;
-            list.items.into_iter().next()
-        } else {
-            Some(decode::<MetricValue>(&path, value)?)
+        let items = match self.custom_values(&path, version, &body)? {
+            Some(items) => items,
+            None if version == "v1beta1" => {
+                vec![decode::<MetricValueV1beta1>(&path, &body)?.into()]
+            }
+            None => vec![decode::<MetricValue>(&path, &body)?],
         };
-        let item = item.ok_or_else(|| SourceError::Decode {
-            what: format!("GET {path}"),
-            message: "no value returned".into(),
-        })?;
-        Ok((item.value, item.timestamp))
+        // Upstream's `GetForObject` insists on exactly one value.
+        match <[MetricValue; 1]>::try_from(items) {
+            Ok([item]) => Ok((item.value, item.timestamp)),
+            Err(items) => Err(SourceError::Decode {
+                what: format!("GET {path}"),
+                message: format!(
+                    "the custom metrics API server returned {} results when we asked for exactly one",
+                    items.len()
+                ),
+            }),
+        }
     }
 
     /// `external.metrics.k8s.io/v1beta1` values of `metric` matching `selector`
@@ -246,19 +532,21 @@ impl KubeMetrics {
         selector: Option<&LabelSelector>,
     ) -> Result<Vec<ExternalMetricValue>, SourceError> {
         let selector = selector.map(selector_string);
-        let path = format!(
-            "/apis/external.metrics.k8s.io/v1beta1/namespaces/{}/{}{}",
+        let rest = format!(
+            "/namespaces/{}/{}{}",
             segment(namespace),
             segment(metric),
             query(&[("labelSelector", selector.as_deref())])
         );
-        let list: ExternalMetricValueList = decode(&path, self.get(&path).await?)?;
+        let (path, _, body) = self.get_metrics(&EXTERNAL_METRICS, &rest).await?;
+        let list: List<ExternalItem> = self.decode_list(&path, &body)?;
         Ok(list
             .items
+            .unwrap_or_default()
             .into_iter()
             .map(|i| ExternalMetricValue {
                 value: i.value,
-                metric_labels: i.metric_labels,
+                metric_labels: i.metric_labels.unwrap_or_default(),
                 timestamp: i.timestamp,
             })
             .collect())
@@ -295,7 +583,7 @@ impl KubeMetrics {
             plural(&target.kind),
             segment(&target.name)
         );
-        let v = self.get(&path).await?;
+        let v: Value = decode(&path, &self.get(&path).await?)?;
         let int = |p: &str| {
             v.pointer(p)
                 .and_then(Value::as_i64)
@@ -312,28 +600,197 @@ impl KubeMetrics {
         })
     }
 
-    /// The pods matching `selector`, as the HPA reads them, with their IPs.
+    /// The pods matching `selector`, as the HPA reads them, with their IPs: read in
+    /// pages of [`Limits::page_size`], at most [`Limits::max_items`] in all.
     ///
     /// # Errors
-    /// The API failed.
+    /// The API failed, or the list is longer than the limit.
     pub async fn pods(
         &self,
         namespace: &str,
         selector: &str,
     ) -> Result<Vec<(Pod, Option<String>)>, SourceError> {
-        let path = format!(
-            "/api/v1/namespaces/{}/pods{}",
-            segment(namespace),
-            query(&[("labelSelector", Some(selector))])
-        );
-        let v = self.get(&path).await?;
-        let items = v
-            .get("items")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        Ok(items.iter().map(pod_from_json).collect())
+        let page = self.limits.page_size.max(1).to_string();
+        let mut pods = Vec::new();
+        let mut token: Option<String> = None;
+        // Every page but the last holds at least one pod, or the server is looping.
+        let max_pages = self.limits.max_items / self.limits.page_size.max(1) + 2;
+        for _ in 0..max_pages {
+            let path = format!(
+                "/api/v1/namespaces/{}/pods{}",
+                segment(namespace),
+                query(&[
+                    ("labelSelector", Some(selector)),
+                    ("limit", Some(&page)),
+                    ("continue", token.as_deref()),
+                ])
+            );
+            let body = self.get(&path).await?;
+            let room = self.limits.max_items - pods.len();
+            let list: List<Value> = decode_list(&path, &body, room, self.limits.max_items)?;
+            pods.extend(list.items.unwrap_or_default().iter().map(pod_from_json));
+            match list.continue_token {
+                Some(t) => token = Some(t),
+                None => return Ok(pods),
+            }
+        }
+        Err(SourceError::Decode {
+            what: format!(
+                "GET /api/v1/namespaces/{}/pods (labelSelector {selector})",
+                segment(namespace)
+            ),
+            message: format!("the list did not end after {max_pages} pages of at most {page} pods"),
+        })
     }
+
+    fn decode_list<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+        body: &[u8],
+    ) -> Result<List<T>, SourceError> {
+        decode_list(path, body, self.limits.max_items, self.limits.max_items)
+    }
+}
+
+/// Upstream's `chooseVersion`: the group's preferred version when it is one podscale
+/// reads, else the first served version it reads, in the server's order.
+fn choose_version(api: &MetricsApi, group: &ApiGroup) -> Option<&'static str> {
+    let known = |gv: &GroupVersion| {
+        api.versions.iter().copied().find(|v| {
+            gv.group_version == format!("{}/{v}", api.group)
+                || (gv.group_version.is_empty() && gv.version == *v)
+        })
+    };
+    group
+        .preferred_version
+        .as_ref()
+        .and_then(known)
+        .or_else(|| group.versions.iter().find_map(known))
+}
+
+/// The size of a body, when only part of it was read.
+#[derive(Debug, Clone, Copy)]
+enum BodySize {
+    Exactly(u64),
+    MoreThan(u64),
+}
+
+/// Reads `body` keeping at most `keep` bytes and reading at most `limit`: the bytes
+/// kept, how many were read, and whether the body ended within `limit`. Stops reading (and drops the
+/// connection) past `limit`, so an endless body costs `limit` bytes at most.
+async fn read_capped(
+    mut body: kube::client::Body,
+    keep: usize,
+    limit: usize,
+    what: &str,
+) -> Result<(Vec<u8>, usize, bool), SourceError> {
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(|e| SourceError::Connect {
+            what: what.to_owned(),
+            message: format!("reading the answer: {}", crate::http::error_chain(&e)),
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        seen = seen.saturating_add(data.len());
+        let room = keep.saturating_sub(kept.len());
+        kept.extend_from_slice(&data[..data.len().min(room)]);
+        if seen > limit {
+            return Ok((kept, seen, false));
+        }
+    }
+    Ok((kept, seen, true))
+}
+
+fn too_large(what: &str, limit: usize, declared: Option<u64>) -> SourceError {
+    SourceError::Decode {
+        what: what.to_owned(),
+        message: match declared {
+            Some(n) => format!(
+                "the answer is {} ({n} bytes), over the limit of {}",
+                human_bytes(n),
+                human_bytes(limit as u64)
+            ),
+            None => format!(
+                "the answer is larger than the limit of {}; stopped reading",
+                human_bytes(limit as u64)
+            ),
+        },
+    }
+}
+
+/// `16 MiB`, `1.5 GiB`, `300 bytes`.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, size) in UNITS {
+        if n >= size {
+            #[allow(clippy::cast_precision_loss)]
+            let v = n as f64 / size as f64;
+            return if n.is_multiple_of(size) {
+                format!("{} {unit}", n / size)
+            } else {
+                format!("{v:.1} {unit}")
+            };
+        }
+    }
+    format!("{n} bytes")
+}
+
+/// The API server's `Status` message when the body is one, else the body's text;
+/// either truncated to [`ERROR_EXCERPT_BYTES`] with the full size noted.
+fn error_message(body: &[u8], size: BodySize, status: http::StatusCode) -> String {
+    #[derive(Deserialize)]
+    struct Status {
+        #[serde(default)]
+        message: String,
+        #[serde(default)]
+        reason: String,
+    }
+    if let Ok(s) = serde_json::from_slice::<Status>(body)
+        && !(s.message.is_empty() && s.reason.is_empty())
+    {
+        let m = if s.message.is_empty() {
+            s.reason
+        } else {
+            s.message
+        };
+        return excerpt(m.as_bytes(), BodySize::Exactly(m.len() as u64));
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return status.canonical_reason().unwrap_or("no message").to_owned();
+    }
+    excerpt(text.as_bytes(), size)
+}
+
+/// The first [`ERROR_EXCERPT_BYTES`] of `text` (on a character boundary, control
+/// characters replaced), then `… (N bytes)` when there is more.
+fn excerpt(text: &[u8], size: BodySize) -> String {
+    let text = String::from_utf8_lossy(text);
+    let total = match size {
+        BodySize::Exactly(n) => n,
+        BodySize::MoreThan(n) => n + 1,
+    };
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect()
+    };
+    if total as usize <= ERROR_EXCERPT_BYTES && text.len() <= ERROR_EXCERPT_BYTES {
+        return clean(&text);
+    }
+    let mut end = ERROR_EXCERPT_BYTES.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let size = match size {
+        BodySize::Exactly(n) => format!("{n} bytes"),
+        BodySize::MoreThan(n) => format!("more than {n} bytes"),
+    };
+    format!("{}… ({size})", clean(text[..end].trim_end()))
 }
 
 /// A `v1.Pod` as the HPA reads it (phase, readiness, times, requests) and its IP.
@@ -397,10 +854,38 @@ fn pod_from_json(v: &Value) -> (Pod, Option<String>) {
     (pod, s("/status/podIP"))
 }
 
-fn decode<T: serde::de::DeserializeOwned>(path: &str, v: Value) -> Result<T, SourceError> {
-    serde_json::from_value(v).map_err(|e| SourceError::Decode {
+fn decode<T: serde::de::DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, SourceError> {
+    serde_json::from_slice(body).map_err(|e| SourceError::Decode {
         what: format!("GET {path}"),
         message: e.to_string(),
+    })
+}
+
+/// A Kubernetes list: its `items` (`None` when the answer has none, e.g. a single
+/// object) and `metadata.continue`, refusing more than `room` items while parsing
+/// (`max` is the limit the error names).
+fn decode_list<T: for<'de> Deserialize<'de>>(
+    path: &str,
+    body: &[u8],
+    room: usize,
+    max: usize,
+) -> Result<List<T>, SourceError> {
+    let exceeded = Cell::new(false);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let result = ListSeed {
+        room,
+        exceeded: &exceeded,
+        item: PhantomData,
+    }
+    .deserialize(&mut de)
+    .and_then(|list| de.end().map(|()| list));
+    result.map_err(|e| SourceError::Decode {
+        what: format!("GET {path}"),
+        message: if exceeded.get() {
+            format!("the list holds more than {max} items, the limit")
+        } else {
+            e.to_string()
+        },
     })
 }
 
@@ -496,10 +981,131 @@ pub fn selector_string(sel: &LabelSelector) -> String {
         .join(",")
 }
 
+/// What podscale reads of a list.
+struct List<T> {
+    items: Option<Vec<T>>,
+    continue_token: Option<String>,
+}
+
+struct ListSeed<'a, T> {
+    room: usize,
+    exceeded: &'a Cell<bool>,
+    item: PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for ListSeed<'_, T> {
+    type Value = List<T>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ListSeed<'_, T> {
+    type Value = List<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Kubernetes list object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        #[derive(Deserialize)]
+        struct ListMeta {
+            #[serde(default, rename = "continue")]
+            continue_token: Option<String>,
+        }
+        let mut list = List {
+            items: None,
+            continue_token: None,
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "items" => {
+                    list.items = Some(map.next_value_seed(ItemsSeed {
+                        room: self.room,
+                        exceeded: self.exceeded,
+                        item: PhantomData::<T>,
+                    })?);
+                }
+                "metadata" => {
+                    let meta: Option<ListMeta> = map.next_value()?;
+                    list.continue_token = meta
+                        .and_then(|m| m.continue_token)
+                        .filter(|t| !t.is_empty());
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(list)
+    }
+}
+
+/// `items`, at most `room` of them; `null` (Go's nil slice) is empty.
+struct ItemsSeed<'a, T> {
+    room: usize,
+    exceeded: &'a Cell<bool>,
+    item: PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for ItemsSeed<'_, T> {
+    type Value = Vec<T>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ItemsSeed<'_, T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of items")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.room).min(1024));
+        while let Some(item) = seq.next_element()? {
+            if items.len() == self.room {
+                self.exceeded.set(true);
+                return Err(de::Error::custom("too many items"));
+            }
+            items.push(item);
+        }
+        Ok(items)
+    }
+}
+
+/// `GET /apis/<group>`: an `APIGroup`.
 #[derive(Deserialize)]
-struct PodMetricsList {
+#[serde(rename_all = "camelCase")]
+struct ApiGroup {
     #[serde(default)]
-    items: Vec<PodMetricsItem>,
+    versions: Vec<GroupVersion>,
+    #[serde(default)]
+    preferred_version: Option<GroupVersion>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupVersion {
+    #[serde(default)]
+    group_version: String,
+    #[serde(default)]
+    version: String,
 }
 
 #[derive(Deserialize)]
@@ -509,7 +1115,7 @@ struct PodMetricsItem {
     timestamp: Option<Timestamp>,
     #[serde(default)]
     window: Option<GoDuration>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     containers: Vec<ContainerUsage>,
 }
 
@@ -522,16 +1128,11 @@ struct Meta {
 #[derive(Deserialize)]
 struct ContainerUsage {
     name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     usage: BTreeMap<String, Quantity>,
 }
 
-#[derive(Deserialize)]
-struct MetricValueList {
-    #[serde(default)]
-    items: Vec<MetricValue>,
-}
-
+/// A `custom.metrics.k8s.io/v1beta2` `MetricValue` (what podscale reads of it).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct MetricValue {
@@ -544,6 +1145,34 @@ struct MetricValue {
     value: Quantity,
 }
 
+/// A `custom.metrics.k8s.io/v1beta1` `MetricValue`: `metricName` and `selector` at
+/// the top level (`metric: {name, selector}` in `v1beta2`, which podscale does not
+/// read) and the window as `window`, not `windowSeconds`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetricValueV1beta1 {
+    #[serde(default)]
+    described_object: DescribedRef,
+    #[serde(default)]
+    timestamp: Option<Timestamp>,
+    #[serde(default)]
+    window: Option<i64>,
+    value: Quantity,
+}
+
+/// Upstream's generated `Convert_v1beta1_MetricValue_To_custom_metrics_MetricValue`
+/// (then to `v1beta2`), for the fields podscale reads.
+impl From<MetricValueV1beta1> for MetricValue {
+    fn from(v: MetricValueV1beta1) -> Self {
+        Self {
+            described_object: v.described_object,
+            timestamp: v.timestamp,
+            window_seconds: v.window,
+            value: v.value,
+        }
+    }
+}
+
 #[derive(Deserialize, Default)]
 struct DescribedRef {
     #[serde(default)]
@@ -551,19 +1180,22 @@ struct DescribedRef {
 }
 
 #[derive(Deserialize)]
-struct ExternalMetricValueList {
-    #[serde(default)]
-    items: Vec<ExternalItem>,
-}
-
-#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ExternalItem {
     #[serde(default)]
-    metric_labels: BTreeMap<String, String>,
+    metric_labels: Option<BTreeMap<String, String>>,
     #[serde(default)]
     timestamp: Option<Timestamp>,
     value: Quantity,
+}
+
+/// Go encodes a nil slice or map as `null`.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: de::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 #[cfg(test)]
