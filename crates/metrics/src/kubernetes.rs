@@ -1203,6 +1203,61 @@ mod tests {
     use super::*;
     use podscale_core::api::LabelSelectorRequirement;
 
+    fn group(versions: &[&str], preferred: Option<&str>) -> ApiGroup {
+        let gv = |v: &str| GroupVersion {
+            group_version: format!("custom.metrics.k8s.io/{v}"),
+            version: v.to_owned(),
+        };
+        ApiGroup {
+            versions: versions.iter().map(|v| gv(v)).collect(),
+            preferred_version: preferred.map(gv),
+        }
+    }
+
+    #[test]
+    fn versions_are_chosen_as_upstreams_choose_version() {
+        let choose = |versions: &[&str], preferred| {
+            choose_version(&CUSTOM_METRICS, &group(versions, preferred))
+        };
+        assert_eq!(
+            choose(&["v1beta2", "v1beta1"], Some("v1beta2")),
+            Some("v1beta2")
+        );
+        assert_eq!(
+            choose(&["v1beta2", "v1beta1"], Some("v1beta1")),
+            Some("v1beta1")
+        );
+        // An unknown preferred version: the first known one, in the server's order.
+        assert_eq!(
+            choose(&["v2alpha1", "v1beta1", "v1beta2"], Some("v2alpha1")),
+            Some("v1beta1")
+        );
+        assert_eq!(choose(&["v1beta1"], None), Some("v1beta1"));
+        assert_eq!(choose(&["v1alpha1"], Some("v1alpha1")), None);
+        assert_eq!(choose(&[], None), None);
+        // Another group's versions never match.
+        assert_eq!(
+            choose_version(&EXTERNAL_METRICS, &group(&["v1beta1"], None)),
+            None
+        );
+    }
+
+    #[test]
+    fn error_excerpts_are_bounded_and_printable() {
+        assert_eq!(
+            excerpt(b"short\nmessage", BodySize::Exactly(13)),
+            "short message"
+        );
+        let long = "é".repeat(400); // 800 bytes, 2 per character
+        let e = excerpt(long.as_bytes(), BodySize::Exactly(800));
+        assert_eq!(e, format!("{}… (800 bytes)", "é".repeat(150)));
+        let e = excerpt(&[b'x'; 10], BodySize::MoreThan(1 << 20));
+        assert_eq!(e, "xxxxxxxxxx… (more than 1048576 bytes)");
+        assert_eq!(human_bytes(16 << 20), "16 MiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(300), "300 bytes");
+    }
+
     #[test]
     fn kinds_pluralize_like_the_rest_mapper() {
         assert_eq!(plural("Deployment"), "deployments");
