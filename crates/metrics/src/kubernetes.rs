@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body::Body as _;
@@ -119,8 +119,10 @@ pub struct KubeMetrics {
     limits: Limits,
     discovery_refresh: Duration,
     /// The version chosen for each metrics API group, and when it was discovered;
-    /// shared by clones (upstream's `apiVersionsFromDiscovery.prefVersion`).
-    discovered: Arc<Mutex<HashMap<&'static str, (&'static str, Instant)>>>,
+    /// shared by clones (upstream's `apiVersionsFromDiscovery.prefVersion`). Held
+    /// while discovering, as upstream holds its write lock, so concurrent readings
+    /// discover once.
+    discovered: Arc<tokio::sync::Mutex<HashMap<&'static str, (&'static str, Instant)>>>,
 }
 
 impl fmt::Debug for KubeMetrics {
@@ -282,11 +284,18 @@ impl KubeMetrics {
     /// The version of `api` to call: cached, or discovered from `GET /apis/<group>`
     /// as upstream's `apiVersionsFromDiscovery.PreferredVersion` chooses it.
     async fn served_version(&self, api: &MetricsApi) -> Result<&'static str, SourceError> {
-        if let Some((version, at)) = self.cached(api)
+        let mut discovered = self.discovered.lock().await;
+        if let Some(&(version, at)) = discovered.get(api.group)
             && at.elapsed() < self.discovery_refresh
         {
             return Ok(version);
         }
+        let version = self.discover(api).await?;
+        discovered.insert(api.group, (version, Instant::now()));
+        Ok(version)
+    }
+
+    async fn discover(&self, api: &MetricsApi) -> Result<&'static str, SourceError> {
         let path = format!("/apis/{}", api.group);
         let body = match self.get(&path).await {
             Err(SourceError::Http { status: 404, .. }) => {
@@ -309,7 +318,7 @@ impl KubeMetrics {
             other => other?,
         };
         let group: ApiGroup = decode(&path, &body)?;
-        let version = choose_version(api, &group).ok_or_else(|| SourceError::Decode {
+        choose_version(api, &group).ok_or_else(|| SourceError::Decode {
             what: format!("GET {path}"),
             message: format!(
                 "the {} ({}) serves {}, none of the versions podscale reads ({})",
@@ -327,27 +336,11 @@ impl KubeMetrics {
                 },
                 api.versions.join(", ")
             ),
-        })?;
-        self.discovered
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(api.group, (version, Instant::now()));
-        Ok(version)
+        })
     }
 
-    fn cached(&self, api: &MetricsApi) -> Option<(&'static str, Instant)> {
-        self.discovered
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(api.group)
-            .copied()
-    }
-
-    fn invalidate(&self, api: &MetricsApi) {
-        self.discovered
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(api.group);
+    async fn invalidate(&self, api: &MetricsApi) {
+        self.discovered.lock().await.remove(api.group);
     }
 
     /// `GET /apis/<group>/<served version><rest>`: the path, the version and the body.
@@ -364,7 +357,7 @@ impl KubeMetrics {
         match self.get(&path).await {
             Ok(body) => Ok((path, version, body)),
             Err(e @ SourceError::Http { status: 404, .. }) => {
-                self.invalidate(api);
+                self.invalidate(api).await;
                 let again = self.served_version(api).await?;
                 if again == version {
                     return Err(e);
