@@ -159,7 +159,7 @@ fn a_v1beta1_only_adapter_is_read_and_podscale_agrees_with_the_builtin_hpa() {
     let mut adapter = Command::new("python3")
         .arg(&script)
         .arg(port.to_string())
-        .args([&cert, &key, &values])
+        .args([&cert, &key, &values, &dir.join("requests.log")])
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3 adapter.py");
@@ -261,6 +261,17 @@ fn a_v1beta1_only_adapter_is_read_and_podscale_agrees_with_the_builtin_hpa() {
     );
     assert!(out.status.success(), "podscale metrics failed");
     assert!(text.contains("custom.metrics.k8s.io"), "{text}");
+    // It asked the adapter for v1beta1, through the aggregation layer.
+    let requests = std::fs::read_to_string(dir.join("requests.log")).unwrap_or_default();
+    eprintln!("adapter requests so far:\n{requests}");
+    assert!(
+        requests.lines().any(|l| l.contains(&format!(
+            " /apis/custom.metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/%2A/test_metric?"
+        )) || l.contains(&format!(
+            " /apis/custom.metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/*/test_metric?"
+        ))),
+        "{requests}"
+    );
     let out = podscale(&["explain", "scenario.yaml", "-o", "json"], &dir);
     assert!(
         out.status.success(),
@@ -298,6 +309,10 @@ fn a_v1beta1_only_adapter_is_read_and_podscale_agrees_with_the_builtin_hpa() {
         },
     );
     eprintln!("built-in HPA: {event}");
+    eprintln!(
+        "adapter requests:\n{}",
+        std::fs::read_to_string(dir.join("requests.log")).unwrap_or_default()
+    );
     eprintln!("podscale: desiredReplicas {ours}");
     let theirs: i64 = event
         .strip_prefix("New size: ")

@@ -2,7 +2,7 @@
 """A tiny custom metrics adapter serving custom.metrics.k8s.io at v1beta1 ONLY, the way
 many adapters still do, for the kube-lab end-to-end test (custom-metrics-v1beta1.sh).
 
-usage: adapter.py PORT CERT KEY VALUES_JSON
+usage: adapter.py PORT CERT KEY VALUES_JSON [REQUEST_LOG]
 
 VALUES_JSON maps metric name -> {pod name -> quantity}, re-read on every request, e.g.
   {"test_metric": {"test-app-5d4f-abcde": "200", "test-app-5d4f-fghij": "200"}}
@@ -12,6 +12,8 @@ Served over HTTPS on 127.0.0.1:PORT (the API server's aggregation layer proxies 
   GET /apis/custom.metrics.k8s.io/v1beta1/namespaces/NS/pods/*/M MetricValueList (v1beta1:
       metricName/selector at the top of each item, the window as `window`)
   anything else (v1beta2 included)                             404 Status
+REQUEST_LOG, when given, gets one line per request: the X-Remote-User the aggregation
+layer sends (who asked: podscale's user, or the HPA controller's), then the path.
 Client certificates are not checked: this is a loopback test fixture, not an adapter.
 """
 import datetime
@@ -47,6 +49,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
+        if LOG:
+            with open(LOG, "a") as f:
+                f.write(f"{self.headers.get('X-Remote-User', '-')} {self.path}\n")
         url = urllib.parse.urlsplit(self.path)
         parts = [urllib.parse.unquote(p) for p in url.path.strip("/").split("/")]
         if parts == ["apis", GROUP, VERSION]:
@@ -77,6 +82,7 @@ class Handler(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     port, cert, key, VALUES = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+    LOG = sys.argv[5] if len(sys.argv) > 5 else None
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
