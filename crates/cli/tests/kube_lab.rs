@@ -10,7 +10,8 @@
 //!     LAB_HPA=1 $KUBE_LAB/up.sh
 //!     KUBECONFIG=$KUBE_LAB/kubeconfig cargo test -p podscale --test kube_lab -- --ignored --nocapture
 //!
-//! Also `python3` (the adapter, `crates/metrics/tests/e2e/adapter.py`), `openssl` (its
+//! `PODSCALE_BIN=path` runs another podscale build instead of this one. Also `python3`
+//! (the adapter, `crates/metrics/tests/e2e/adapter.py`), `openssl` (its
 //! certificate) and `kubectl`. Everything the test creates (a namespace, an
 //! APIService) is deleted at the end, the APIService first, so the namespace's
 //! deletion does not wait on an adapter that is gone.
@@ -96,7 +97,12 @@ impl Drop for Cleanup {
 }
 
 fn podscale(args: &[&str], dir: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_podscale"))
+    // PODSCALE_BIN: another build to compare (e.g. one from before the fix).
+    let bin = std::env::var_os("PODSCALE_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_podscale")),
+        PathBuf::from,
+    );
+    Command::new(bin)
         .args(args)
         .current_dir(dir)
         .output()
@@ -259,19 +265,16 @@ fn a_v1beta1_only_adapter_is_read_and_podscale_agrees_with_the_builtin_hpa() {
         "podscale metrics:\n{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "podscale metrics failed");
-    assert!(text.contains("custom.metrics.k8s.io"), "{text}");
+    // Observed now, asserted at the end, so a failing run still shows the comparison.
+    let metrics_ok = out.status.success();
     // It asked the adapter for v1beta1, through the aggregation layer.
     let requests = std::fs::read_to_string(dir.join("requests.log")).unwrap_or_default();
-    eprintln!("adapter requests so far:\n{requests}");
-    assert!(
-        requests.lines().any(|l| l.contains(&format!(
-            " /apis/custom.metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/%2A/test_metric?"
-        )) || l.contains(&format!(
-            " /apis/custom.metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/*/test_metric?"
-        ))),
-        "{requests}"
-    );
+    let asked_v1beta1 = requests.lines().any(|l| {
+        !l.starts_with("system:")
+            && l.contains(&format!(
+                " /apis/custom.metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/%2A/test_metric?"
+            ))
+    });
     let out = podscale(&["explain", "scenario.yaml", "-o", "json"], &dir);
     assert!(
         out.status.success(),
@@ -319,6 +322,11 @@ fn a_v1beta1_only_adapter_is_read_and_podscale_agrees_with_the_builtin_hpa() {
         .and_then(|r| r.split(';').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("unexpected event: {event}"));
+    assert!(metrics_ok, "podscale metrics reported errors (see above)");
+    assert!(
+        asked_v1beta1,
+        "podscale did not ask the adapter for v1beta1"
+    );
     assert!(
         event.contains("pods metric test_metric above target"),
         "{event}"
