@@ -130,7 +130,12 @@ impl Sources {
         if let Some(k) = &config.kubernetes {
             sources.kube = Some(
                 KubeMetrics::connect(k.kubeconfig.as_deref(), k.context.as_deref(), k.timeout)
-                    .await?,
+                    .await?
+                    .with_limits(crate::kubernetes::Limits {
+                        max_body_bytes: usize::try_from(k.max_response_size).unwrap_or(usize::MAX),
+                        max_items: k.max_items,
+                        ..Default::default()
+                    }),
             );
         }
         Ok(sources)

@@ -32,6 +32,8 @@
 //! kubernetes:               # optional: Metrics Server, Prometheus Adapter, real pods
 //!   kubeconfig: ~/.kube/config
 //!   fallback: true          # metrics not listed above come from the metrics APIs
+//!   maxResponseSize: 16MiB  # per API answer; reading stops there
+//!   maxItems: 20000         # pods in the target's list, values in a metrics answer
 //! ```
 //!
 //! The file is read with [`podscale_manifest`], so a shape error is reported as
@@ -101,6 +103,21 @@ pub struct KubernetesConfig {
         serialize_with = "ser_duration"
     )]
     pub timeout: Duration,
+    /// The largest answer read from the Kubernetes API (`16MiB`, or bytes): reading
+    /// stops there with an error.
+    #[serde(
+        default = "default_max_response_size",
+        deserialize_with = "byte_size",
+        serialize_with = "ser_byte_size"
+    )]
+    pub max_response_size: u64,
+    /// The most items one list may hold (the target's pods, a metrics answer's values).
+    #[serde(default = "default_max_items")]
+    pub max_items: usize,
+}
+
+fn default_max_items() -> usize {
+    20_000
 }
 
 fn yes() -> bool {
@@ -844,6 +861,28 @@ pub fn validate(config: &Config, doc: &Document, file: &str) -> Vec<Diagnostic> 
     ));
     if let Some(k) = &config.kubernetes {
         durations.push(("kubernetes.timeout".into(), k.timeout, limits::MAX_TIMEOUT));
+        if !(limits::MIN_RESPONSE..=limits::MAX_RESPONSE).contains(&k.max_response_size) {
+            let written = written(doc, "kubernetes.maxResponseSize")
+                .unwrap_or(k.max_response_size.to_string());
+            report(
+                "kubernetes.maxResponseSize",
+                format!(
+                    "Invalid value: {written}: must be between {} and {}",
+                    format_byte_size(limits::MIN_RESPONSE),
+                    format_byte_size(limits::MAX_RESPONSE)
+                ),
+            );
+        }
+        if !(1..=limits::MAX_SERIES).contains(&k.max_items) {
+            report(
+                "kubernetes.maxItems",
+                format!(
+                    "Invalid value: {}: must be between 1 and {}",
+                    k.max_items,
+                    limits::MAX_SERIES
+                ),
+            );
+        }
     }
     if let Some(w) = config.resources.window {
         durations.push(("resources.window".into(), w, limits::MAX_WINDOW));

@@ -43,6 +43,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde_json::Value;
 
 use crate::SourceError;
+use crate::http::Length;
 
 /// How often the served versions are rediscovered: the HPA controller's default
 /// `--horizontal-pod-autoscaler-sync-period`, the interval at which
@@ -72,8 +73,8 @@ impl Default for Limits {
     }
 }
 
-/// How much of an error body an error message quotes.
-const ERROR_EXCERPT_BYTES: usize = 300;
+/// How much of an error body an error message quotes (as for Prometheus).
+const ERROR_EXCERPT_BYTES: usize = 512;
 /// How much of an error body is kept to find the API server's `Status` in it (a
 /// `Status` is a few hundred bytes; the rest is only counted).
 const ERROR_BODY_KEPT: usize = 64 << 10;
@@ -270,9 +271,10 @@ impl KubeMetrics {
         let (body, seen, complete) =
             read_capped(response.into_body(), ERROR_BODY_KEPT, limit, what).await?;
         let size = match (complete, declared) {
-            (true, _) => BodySize::Exactly(seen as u64),
-            (false, Some(n)) => BodySize::Exactly(n),
-            (false, None) => BodySize::MoreThan(limit as u64),
+            (true, _) if body.len() == seen => Length::Whole,
+            (true, _) => Length::Exact(seen as u64),
+            (false, Some(n)) => Length::Exact(n),
+            (false, None) => Length::AtLeast(limit as u64),
         };
         Err(SourceError::Http {
             what: what.to_owned(),
@@ -661,13 +663,6 @@ fn choose_version(api: &MetricsApi, group: &ApiGroup) -> Option<&'static str> {
         .or_else(|| group.versions.iter().find_map(known))
 }
 
-/// The size of a body, when only part of it was read.
-#[derive(Debug, Clone, Copy)]
-enum BodySize {
-    Exactly(u64),
-    MoreThan(u64),
-}
-
 /// Reads `body` keeping at most `keep` bytes and reading at most `limit`: the bytes
 /// kept, how many were read, and whether the body ended within `limit`. Stops reading (and drops the
 /// connection) past `limit`, so an endless body costs `limit` bytes at most.
@@ -698,42 +693,26 @@ async fn read_capped(
 }
 
 fn too_large(what: &str, limit: usize, declared: Option<u64>) -> SourceError {
+    let limit = crate::config::format_byte_size(limit as u64);
     SourceError::Decode {
         what: what.to_owned(),
         message: match declared {
             Some(n) => format!(
-                "the answer is {} ({n} bytes), over the limit of {}",
-                human_bytes(n),
-                human_bytes(limit as u64)
+                "the answer is {n} bytes, larger than {limit} \
+                 (kubernetes.maxResponseSize): not read"
             ),
             None => format!(
-                "the answer is larger than the limit of {}; stopped reading",
-                human_bytes(limit as u64)
+                "the answer is larger than {limit} (kubernetes.maxResponseSize): \
+                 reading stopped there"
             ),
         },
     }
 }
 
-/// `16 MiB`, `1.5 GiB`, `300 bytes`.
-fn human_bytes(n: u64) -> String {
-    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
-    for (unit, size) in UNITS {
-        if n >= size {
-            #[allow(clippy::cast_precision_loss)]
-            let v = n as f64 / size as f64;
-            return if n.is_multiple_of(size) {
-                format!("{} {unit}", n / size)
-            } else {
-                format!("{v:.1} {unit}")
-            };
-        }
-    }
-    format!("{n} bytes")
-}
-
 /// The API server's `Status` message when the body is one, else the body's text;
-/// either truncated to [`ERROR_EXCERPT_BYTES`] with the full size noted.
-fn error_message(body: &[u8], size: BodySize, status: http::StatusCode) -> String {
+/// either cut to [`ERROR_EXCERPT_BYTES`] with the full size noted, control
+/// characters escaped (as Prometheus's error bodies are shown).
+fn error_message(body: &[u8], size: Length, status: http::StatusCode) -> String {
     #[derive(Deserialize)]
     struct Status {
         #[serde(default)]
@@ -741,6 +720,9 @@ fn error_message(body: &[u8], size: BodySize, status: http::StatusCode) -> Strin
         #[serde(default)]
         reason: String,
     }
+    let excerpt = |bytes: &[u8], size| {
+        crate::http::Secrets::default().excerpt(bytes, ERROR_EXCERPT_BYTES, size)
+    };
     if let Ok(s) = serde_json::from_slice::<Status>(body)
         && !(s.message.is_empty() && s.reason.is_empty())
     {
@@ -749,41 +731,12 @@ fn error_message(body: &[u8], size: BodySize, status: http::StatusCode) -> Strin
         } else {
             s.message
         };
-        return excerpt(m.as_bytes(), BodySize::Exactly(m.len() as u64));
+        return excerpt(m.as_bytes(), Length::Whole);
     }
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
+    if body.trim_ascii().is_empty() {
         return status.canonical_reason().unwrap_or("no message").to_owned();
     }
-    excerpt(text.as_bytes(), size)
-}
-
-/// The first [`ERROR_EXCERPT_BYTES`] of `text` (on a character boundary, control
-/// characters replaced), then `… (N bytes)` when there is more.
-fn excerpt(text: &[u8], size: BodySize) -> String {
-    let text = String::from_utf8_lossy(text);
-    let total = match size {
-        BodySize::Exactly(n) => n,
-        BodySize::MoreThan(n) => n + 1,
-    };
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect()
-    };
-    if total as usize <= ERROR_EXCERPT_BYTES && text.len() <= ERROR_EXCERPT_BYTES {
-        return clean(&text);
-    }
-    let mut end = ERROR_EXCERPT_BYTES.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let size = match size {
-        BodySize::Exactly(n) => format!("{n} bytes"),
-        BodySize::MoreThan(n) => format!("more than {n} bytes"),
-    };
-    format!("{}… ({size})", clean(text[..end].trim_end()))
+    excerpt(body, size)
 }
 
 /// A `v1.Pod` as the HPA reads it (phase, readiness, times, requests) and its IP.
@@ -875,7 +828,7 @@ fn decode_list<T: for<'de> Deserialize<'de>>(
     result.map_err(|e| SourceError::Decode {
         what: format!("GET {path}"),
         message: if exceeded.get() {
-            format!("the list holds more than {max} items, the limit")
+            format!("the list holds more than {max} items (kubernetes.maxItems)")
         } else {
             e.to_string()
         },
@@ -1236,19 +1189,27 @@ mod tests {
     }
 
     #[test]
-    fn error_excerpts_are_bounded_and_printable() {
+    fn error_messages_are_the_status_message_or_a_bounded_excerpt() {
+        let ok = http::StatusCode::NOT_FOUND;
+        let status = br#"{"kind":"Status","message":"the server could not find the requested resource","reason":"NotFound","code":404}"#;
         assert_eq!(
-            excerpt(b"short\nmessage", BodySize::Exactly(13)),
-            "short message"
+            error_message(status, Length::Exact(status.len() as u64), ok),
+            "the server could not find the requested resource"
         );
+        assert_eq!(
+            error_message(b"404 page not found\n", Length::Whole, ok),
+            "404 page not found"
+        );
+        assert_eq!(error_message(b"", Length::Exact(0), ok), "Not Found");
         let long = "é".repeat(400); // 800 bytes, 2 per character
-        let e = excerpt(long.as_bytes(), BodySize::Exactly(800));
-        assert_eq!(e, format!("{}… (800 bytes)", "é".repeat(150)));
-        let e = excerpt(&[b'x'; 10], BodySize::MoreThan(1 << 20));
-        assert_eq!(e, "xxxxxxxxxx… (more than 1048576 bytes)");
-        assert_eq!(human_bytes(16 << 20), "16 MiB");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(300), "300 bytes");
+        assert_eq!(
+            error_message(long.as_bytes(), Length::Exact(800), ok),
+            format!("{}… (800 bytes)", "é".repeat(256))
+        );
+        assert_eq!(
+            error_message(b"a\x1b[31mred", Length::AtLeast(1 << 20), ok),
+            "a\\u{1b}[31mred… (more than 1048576 bytes)"
+        );
     }
 
     #[test]

@@ -741,7 +741,7 @@ async fn an_endless_body_is_not_buffered() {
     let err = queue_depth(&kube).await.expect_err("too large").to_string();
     assert!(
         err.ends_with(
-            "unexpected answer: the answer is larger than the limit of 1 MiB; stopped reading"
+            "unexpected answer: the answer is larger than 1MiB (kubernetes.maxResponseSize): reading stopped there"
         ),
         "{err}"
     );
@@ -787,7 +787,8 @@ async fn an_announced_gigabyte_is_refused_unread_at_the_default_limit() {
     assert_eq!(
         err,
         "GET /apis/apps/v1/namespaces/ai-inference/deployments/inference-server/scale: \
-         unexpected answer: the answer is 1 GiB (1073741824 bytes), over the limit of 16 MiB"
+         unexpected answer: the answer is 1073741824 bytes, larger than 16MiB \
+         (kubernetes.maxResponseSize): not read"
     );
     let sent = server.finished();
     assert!(sent < 64 * MIB, "{sent} bytes sent");
@@ -814,7 +815,7 @@ async fn long_error_bodies_are_truncated_in_messages() {
         head.starts_with("GET /apis/custom.metrics.k8s.io/v1beta2/"),
         "{err}"
     );
-    assert_eq!(tail, format!("{}… (131072 bytes)", "x".repeat(300)));
+    assert_eq!(tail, format!("{}… (131072 bytes)", "x".repeat(512)));
 
     let err = kube
         .pods_metric("ai-inference", "endless", None, None)
@@ -824,7 +825,7 @@ async fn long_error_bodies_are_truncated_in_messages() {
     assert!(
         err.ends_with(&format!(
             "HTTP 502: {}… (more than 1048576 bytes)",
-            &"<html>bad gateway</html>".repeat(13)[..300]
+            &"<html>bad gateway</html>".repeat(22)[..512]
         )),
         "{err}"
     );
@@ -853,7 +854,7 @@ async fn absurd_item_counts_are_refused() {
     });
     let err = queue_depth(&kube).await.expect_err("too many").to_string();
     assert!(
-        err.ends_with("unexpected answer: the list holds more than 10 items, the limit"),
+        err.ends_with("unexpected answer: the list holds more than 10 items (kubernetes.maxItems)"),
         "{err}"
     );
     let kube = kube.with_limits(Limits {
@@ -919,7 +920,7 @@ async fn the_pod_list_is_read_in_pages_and_bounded() {
         .expect_err("too many pods")
         .to_string();
     assert!(
-        err.ends_with("the list holds more than 2 items, the limit"),
+        err.ends_with("the list holds more than 2 items (kubernetes.maxItems)"),
         "{err}"
     );
 
@@ -932,5 +933,47 @@ async fn the_pod_list_is_read_in_pages_and_bounded() {
     assert!(
         err.ends_with("unexpected answer: the list did not end after 3 pages of at most 2 pods"),
         "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limits_come_from_podscale_yaml() {
+    let dir = TempDir::new("kube");
+    let bad = "kubernetes:\n  maxResponseSize: 2GiB\n  maxItems: 0\n";
+    let err = Config::from_source(bad, "podscale.yaml")
+        .expect_err("out of range")
+        .to_string();
+    assert_eq!(
+        err,
+        "podscale.yaml:2:20: kubernetes.maxResponseSize: Invalid value: 2GiB: must be between 1KiB and 1GiB\n\
+         podscale.yaml:3:13: kubernetes.maxItems: Invalid value: 0: must be between 1 and 1000000"
+    );
+
+    // The pod list (1703 bytes) is over a 1 KiB limit; the limit is named.
+    let api = fake_api();
+    let config_text = format!(
+        "kubernetes:\n  kubeconfig: {}\n  maxResponseSize: 1KiB\n",
+        kubeconfig(&dir, api.port).display()
+    );
+    let config = Config::from_source(&config_text, "podscale.yaml").expect("valid");
+    let sources = Sources::connect(&config).await.expect("connects");
+    let hpa = hpa();
+    let reading = collect::read(
+        &config,
+        &sources,
+        &Request {
+            hpa: &hpa,
+            pods: None,
+            now: Timestamp::now(),
+        },
+    )
+    .await;
+    assert!(
+        reading.notes.iter().any(|n| n.contains(
+            "/pods?labelSelector=app%3Dinference-server&limit=500: unexpected answer: the answer is \
+             1703 bytes, larger than 1KiB (kubernetes.maxResponseSize): not read"
+        )),
+        "{:?}",
+        reading.notes
     );
 }
