@@ -246,7 +246,7 @@ impl KubeMetrics {
             .await
             .map_err(|e| SourceError::Connect {
                 what: what.to_owned(),
-                message: crate::http::error_chain(&e),
+                message: transport_error(&e),
             })?;
         let status = response.status();
         let declared = response
@@ -677,7 +677,7 @@ async fn read_capped(
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
         let frame = frame.map_err(|e| SourceError::Connect {
             what: what.to_owned(),
-            message: format!("reading the answer: {}", crate::http::error_chain(&e)),
+            message: format!("reading the answer: {}", transport_error(&e)),
         })?;
         let Ok(data) = frame.into_data() else {
             continue; // trailers
@@ -690,6 +690,16 @@ async fn read_capped(
         }
     }
     Ok((kept, seen, true))
+}
+
+/// A transport failure's causes, without kube's wrapper labels (`ServiceError: `,
+/// `HyperError: `), which name kube's types, not the failure.
+fn transport_error(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Service(inner) => crate::http::error_chain(inner.as_ref()),
+        kube::Error::HyperError(inner) => crate::http::error_chain(inner),
+        other => crate::http::error_chain(other),
+    }
 }
 
 fn too_large(what: &str, limit: usize, declared: Option<u64>) -> SourceError {

@@ -388,7 +388,11 @@ async fn an_unreachable_api_server_is_a_clear_error() {
         reading.notes
     );
     let err = reading.metrics[0].error.as_deref().expect("an error");
-    assert!(err.contains("cannot connect"), "{err}");
+    assert!(
+        err.contains("cannot connect: client error (Connect): "),
+        "{err}"
+    );
+    assert!(!err.contains("ServiceError"), "{err}");
 }
 
 async fn client(port: u16, dir: &TempDir) -> KubeMetrics {
