@@ -13,7 +13,8 @@
 //!   from `/proc`, Pods and External metrics through `podscale-metrics`.
 //! - [`proxy`]: the front proxy — ready replicas only, least outstanding requests,
 //!   streamed responses, retries on a replica that refused.
-//! - [`status`]: the status API (loopback JSON) and its client.
+//! - [`status`]: the status API (loopback JSON) and its client; [`render`]: `get` and
+//!   `describe`, printed as kubectl prints HPAs.
 //! - [`run`]: everything started together and stopped together.
 #![forbid(unsafe_code)]
 
@@ -21,6 +22,7 @@ pub mod guard;
 pub mod metrics;
 pub mod procfs;
 pub mod proxy;
+pub mod render;
 pub mod replicas;
 pub mod run;
 pub mod spec;

@@ -136,6 +136,24 @@ async fn scales_up_under_load_and_down_without_a_failed_request() {
         .map(|e| e.reason.as_str())
         .collect();
     assert!(reasons.contains(&"SuccessfulRescale"), "{reasons:?}");
+    // The status API over HTTP, rendered as kubectl would.
+    let client = podscale_local::status::StatusClient::new(&running.status_addr().to_string());
+    let fetched = client.status().await.unwrap();
+    assert_eq!(fetched.autoscalers.len(), 1);
+    let table = podscale_local::render::get(&fetched, true);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("NAME   REFERENCE        TARGETS"),
+        "{table}"
+    );
+    assert!(lines[1].starts_with("llm    Deployment/llm   "), "{table}");
+    let described = podscale_local::render::describe(&fetched, &fetched.autoscalers[0]);
+    assert!(
+        described.contains("\"inference_queue_depth\" on pods:"),
+        "{described}"
+    );
+    assert!(described.contains("SuccessfulRescale"), "{described}");
+    assert!(described.contains("llm-0"), "{described}");
     let groups: Vec<u32> = set.replicas().iter().filter_map(|r| r.pgid).collect();
     running.stop().await;
     assert!(set.replicas().is_empty());
@@ -167,6 +185,14 @@ async fn a_crashed_replica_is_restarted_and_counted() {
         (first.name.as_str(), first.port)
     );
     assert_eq!(set.pods()[0].phase, "Running");
+    // Resource metrics of the running replica, from /proc.
+    let hpa = run::parse_hpa(HPA, "hpa.yaml").unwrap();
+    let metrics = podscale_local::LocalMetrics::new(set.clone(), Default::default(), &hpa).unwrap();
+    let list = metrics.resource_metrics(jiff::Timestamp::now());
+    assert_eq!(list.pods.len(), 1);
+    let usage = &list.pods[0].containers[0].usage;
+    assert!(usage["memory"].value() > 1024 * 1024, "{usage:?}");
+    assert!(usage.contains_key("cpu"));
     set.shutdown().await;
 }
 
