@@ -94,13 +94,24 @@ pub fn parse_duration(text: &str) -> Result<f64, String> {
         total += value * scale;
         rest = tail;
     }
-    Ok(total)
+    // `999…9d` parses to infinity (or a number no run could reach): refuse it here, so
+    // that every duration downstream is a finite number of seconds.
+    if total.is_finite() {
+        Ok(total)
+    } else {
+        Err(format!("invalid duration {text:?}: too large"))
+    }
 }
 
 /// Formats seconds compactly: `850ms`, `12.5s`, `4m05s`, `2h03m`, `14d02h`.
 pub fn format_duration(secs: f64) -> String {
     if !secs.is_finite() {
         return "∞".into();
+    }
+    // Past a million years `as u64` below would not hold the days (messages about
+    // absurd lengths print them).
+    if secs >= 1e13 {
+        return format!("{}s", show_number(secs));
     }
     if secs < 1.0 {
         if secs == 0.0 {
@@ -147,6 +158,16 @@ pub fn trim_float(x: f64, digits: usize) -> String {
     }
 }
 
+/// A number as a user may have typed it: plain when moderate, else in `1e300` form (a
+/// message should not print 300 digits).
+pub fn show_number(x: f64) -> String {
+    if x == 0.0 || (1e-3..1e9).contains(&x.abs()) {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
+    }
+}
+
 /// Groups thousands: `1234567` → `1,234,567`.
 pub fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -175,6 +196,13 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("-3s").is_err());
         assert!(parse_duration("").is_err());
+        let huge = format!("{}d", "9".repeat(400));
+        assert!(
+            parse_duration(&huge)
+                .expect_err("overflows")
+                .contains("too large")
+        );
+        assert!(parse_duration(&"9".repeat(400)).is_err());
     }
 
     #[test]
