@@ -545,6 +545,45 @@ mod tests {
     }
 
     #[test]
+    fn a_line_longer_than_the_cap_is_an_error_not_a_buffer() {
+        let long = format!(
+            "timestamp_seconds\n0\n{}\n1\n",
+            "1".repeat(MAX_LINE_BYTES + 1)
+        );
+        let e = scan_text(&long).expect_err("too long");
+        assert_eq!(e.line, 3);
+        assert!(e.message.starts_with("line longer than 4096 bytes"), "{e}");
+        // At the cap, with a CRLF ending, a line is fine (and a number).
+        let at_cap = format!("timestamp_seconds\r\n{}\r\n", "0".repeat(MAX_LINE_BYTES));
+        assert_eq!(scan_text(&at_cap).expect("valid").rows, 1);
+        // No line break at all, and longer than the cap.
+        let e = scan_text(&"7".repeat(3 * MAX_LINE_BYTES)).expect_err("too long");
+        assert_eq!(e.line, 1);
+    }
+
+    #[test]
+    fn scanning_stops_past_the_row_limit_even_on_blank_lines() {
+        let source = |text: String| TraceSource::Memory {
+            name: "m".into(),
+            bytes: text.into_bytes().into(),
+        };
+        let e = scan(
+            &source(format!("timestamp_seconds\n{}", "\n".repeat(20))),
+            10,
+        )
+        .expect_err("more lines than rows allowed");
+        assert_eq!(e.line, 12);
+        assert!(e.message.contains("--max-requests"), "{e}");
+        let rows: String = (0..10).map(|i| format!("{i}\n")).collect();
+        assert_eq!(
+            scan(&source(format!("timestamp_seconds\n{rows}")), 10)
+                .expect("fits")
+                .rows,
+            10
+        );
+    }
+
+    #[test]
     fn an_envelope_is_recognised_by_its_rate_column() {
         let info =
             scan_text("timestamp_seconds,requests_per_second,active_clients\n0,2.5,3\n600,4,3\n")

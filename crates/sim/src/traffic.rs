@@ -989,6 +989,71 @@ mod tests {
     }
 
     #[test]
+    fn gamma_parameters_out_of_range_are_errors_not_panics() {
+        for cv in [1e-300, 1e300, 0.0, -1.0, f64::NAN, f64::INFINITY, 1e5] {
+            let opts = TrafficOptions {
+                arrivals: ArrivalProcess::Gamma { cv },
+                ..TrafficOptions::default()
+            };
+            let e = Traffic::prepare(&TrafficSpec::Pattern("constant:rate=1".into()), opts)
+                .expect_err("out of range");
+            assert!(
+                e.to_string().contains("must be from 0.01 to 10"),
+                "{cv}: {e}"
+            );
+            assert!(
+                ArrivalProcess::parse(&format!("gamma:{cv}")).is_err(),
+                "{cv}"
+            );
+        }
+        // The generator checks too, for a process built past `prepare`.
+        let shape = Shape::Pattern(Pattern::Constant { rate: 1.0 });
+        assert!(RateGen::new(shape, 10.0, ArrivalProcess::Gamma { cv: 1e300 }).is_err());
+        assert!(ArrivalProcess::parse("gamma:10").is_ok());
+    }
+
+    #[test]
+    fn the_closed_form_integral_matches_the_sum_over_windows() {
+        for (spec, span) in [
+            ("sine:mean=10,amplitude=4,period=17m", 3600.0),
+            ("step:from=3,to=7,at=100", 1000.5),
+            ("spike:base=1,peak=9,at=300,for=200", 400.0),
+            ("constant:rate=2.5", 99.0),
+        ] {
+            let (p, _) = Pattern::parse(spec, Some(span)).expect("valid");
+            let n = (span * 100.0).ceil() as u64;
+            let dt = span / n as f64;
+            let sum: f64 = (0..n).map(|i| p.rate_at((i as f64 + 0.5) * dt) * dt).sum();
+            let exact = integrate(&p, span);
+            assert!(
+                (sum - exact).abs() < 1e-3 * exact,
+                "{spec}: {sum} vs {exact}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_trace_of_unix_times_starts_at_its_first_row() {
+        let text =
+            "timestamp_seconds,input_tokens,output_tokens\n1700000000,10,5\n1700000030,10,5\n";
+        let t = Traffic::prepare(
+            &TrafficSpec::Trace(TraceSource::Memory {
+                name: "epoch".into(),
+                bytes: text.as_bytes().into(),
+            }),
+            TrafficOptions::default(),
+        )
+        .expect("valid");
+        assert_eq!(t.horizon, 30.0);
+        assert!(
+            t.description
+                .contains("relative to the first row's 1700000000 s")
+        );
+        let times: Vec<f64> = all(&t).iter().map(|r| r.t).collect();
+        assert_eq!(times, vec![0.0, 30.0]);
+    }
+
+    #[test]
     fn patterns_reject_unknown_keys_and_kinds() {
         assert!(
             Pattern::parse("constant:rat=3", None)
