@@ -24,6 +24,9 @@ pub const TIME_SCALE: std::ops::RangeInclusive<f64> = 0.001..=1000.0;
 /// Most times the traffic is played back to back.
 pub const MAX_LOOPS: u32 = 100_000;
 
+/// Most envelope windows walked in a run (rows × loops): a few seconds of work.
+pub const MAX_WINDOWS_PLAYED: u64 = 1_000_000_000;
+
 /// One request: when it arrives (seconds from the start) and its size in tokens.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Request {
@@ -500,6 +503,19 @@ impl Traffic {
                     }
                     TraceKind::Envelope => {
                         let w = &info.windows;
+                        // Every window is walked once per loop, requests or not.
+                        let played = (w.len() as u64).saturating_mul(u64::from(options.loops));
+                        if played > MAX_WINDOWS_PLAYED {
+                            return Err(Error::Traffic(format!(
+                                "--loop {} plays {} windows of {} ({} per pass), more than {}: \
+                                 play it fewer times",
+                                options.loops,
+                                group_thousands(played),
+                                src.name(),
+                                group_thousands(w.len() as u64),
+                                group_thousands(MAX_WINDOWS_PLAYED)
+                            )));
+                        }
                         let step = if w.len() > 1 { w[1].0 - w[0].0 } else { 1.0 };
                         let windows: Vec<(f64, f64, f64)> = w
                             .iter()
@@ -1030,6 +1046,27 @@ mod tests {
                 "{spec}: {sum} vs {exact}"
             );
         }
+    }
+
+    #[test]
+    fn an_envelope_played_too_many_times_is_refused() {
+        let rows: String = (0..20_000).map(|i| format!("{i}e-6,0\n")).collect();
+        let source = TraceSource::Memory {
+            name: "tiny-windows".into(),
+            bytes: format!("timestamp_seconds,requests_per_second\n{rows}")
+                .into_bytes()
+                .into(),
+        };
+        let opts = TrafficOptions {
+            loops: 100_000,
+            ..TrafficOptions::default()
+        };
+        let e = Traffic::prepare(&TrafficSpec::Trace(source), opts).expect_err("too many");
+        assert!(
+            e.to_string()
+                .contains("plays 2,000,000,000 windows of tiny-windows (20,000 per pass)"),
+            "{e}"
+        );
     }
 
     #[test]
