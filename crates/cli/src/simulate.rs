@@ -22,7 +22,7 @@ use crate::input;
 
 /// Largest traffic file read from standard input (kept in memory: it is read once, and
 /// played once per policy). A file is streamed instead, whatever its size.
-const MAX_STDIN_TRACE_BYTES: u64 = 256 << 20;
+const MAX_STDIN_TRACE_BYTES: u64 = 64 << 20;
 /// Largest server model file.
 const MAX_MODEL_BYTES: u64 = 1 << 20;
 /// What standard input is called in messages and policy names.

@@ -505,6 +505,16 @@ fn a_dash_reads_the_trace_the_manifest_or_the_model_from_standard_input() {
         text(&out.stderr)
     );
 
+    // Standard input is read whole (it is replayed per policy), but only so far.
+    let zeros = vec![0u8; 65 << 20];
+    let out = podscale_stdin(&["simulate", "--trace", "-"], &zeros);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("standard input is larger than 64 MiB"),
+        "{}",
+        text(&out.stderr)
+    );
+
     let out = podscale_stdin(&["simulate", "-", "--trace", "-"], b"");
     assert_eq!(out.status.code(), Some(1));
     assert!(

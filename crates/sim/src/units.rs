@@ -162,9 +162,18 @@ pub fn trim_float(x: f64, digits: usize) -> String {
 /// message should not print 300 digits).
 pub fn show_number(x: f64) -> String {
     if x == 0.0 || (1e-3..1e9).contains(&x.abs()) {
-        format!("{x}")
-    } else {
-        format!("{x:e}")
+        return format!("{x}");
+    }
+    // Four significant digits, trailing zeros dropped: `1e300`, `9.99e289`.
+    let text = format!("{x:.3e}");
+    match text.split_once('e') {
+        Some((mantissa, exp)) if mantissa.contains('.') => {
+            format!(
+                "{}e{exp}",
+                mantissa.trim_end_matches('0').trim_end_matches('.')
+            )
+        }
+        _ => text,
     }
 }
 
@@ -214,5 +223,9 @@ mod tests {
         assert_eq!(format_duration(14.0 * 86_400.0), "14d");
         assert_eq!(group_thousands(1_234_567), "1,234,567");
         assert_eq!(group_thousands(12), "12");
+        assert_eq!(show_number(1e300), "1e300");
+        assert_eq!(show_number(9.999995397314989e289), "1e290");
+        assert_eq!(show_number(1.25e-7), "1.25e-7");
+        assert_eq!(show_number(42.5), "42.5");
     }
 }
