@@ -17,6 +17,27 @@ pub fn read(path: &str) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))
 }
 
+/// Reads a file (`-` = standard input) to bytes, at most `limit` of them: past it, an
+/// error naming the limit, so that `/dev/zero` or an endless pipe cannot take all memory.
+pub fn read_limited(path: &str, limit: u64) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let (name, read) = if path == "-" {
+        let r = std::io::stdin()
+            .lock()
+            .take(limit + 1)
+            .read_to_end(&mut bytes);
+        ("standard input".to_string(), r)
+    } else {
+        let r = std::fs::File::open(path).and_then(|f| f.take(limit + 1).read_to_end(&mut bytes));
+        (path.to_string(), r)
+    };
+    read.with_context(|| format!("cannot read {name}"))?;
+    if bytes.len() as u64 > limit {
+        anyhow::bail!("{name} is larger than {} MiB", limit >> 20);
+    }
+    Ok(bytes)
+}
+
 /// Loads every document of a file as `T`; a top-level array yields one `T` per element.
 /// Returns the values and whether the input was a single object (not an array).
 pub fn load_all<T: DeserializeOwned>(source: &str, file: &str) -> Result<(Vec<T>, bool)> {

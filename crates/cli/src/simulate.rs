@@ -14,9 +14,19 @@ use podscale_sim::render::{self, Header};
 use podscale_sim::replica::ServerParams;
 use podscale_sim::units::{format_duration, group_thousands, parse_duration, trim_float};
 use podscale_sim::{
-    ArrivalProcess, Model, Oracle, Policy, RunOutput, SimConfig, Slo, TraceSource, Traffic,
+    ArrivalProcess, Limits, Model, Oracle, Policy, RunOutput, SimConfig, Slo, TraceSource, Traffic,
     TrafficOptions, TrafficSpec,
 };
+
+use crate::input;
+
+/// Largest traffic file read from standard input (kept in memory: it is read once, and
+/// played once per policy). A file is streamed instead, whatever its size.
+const MAX_STDIN_TRACE_BYTES: u64 = 64 << 20;
+/// Largest server model file.
+const MAX_MODEL_BYTES: u64 = 1 << 20;
+/// What standard input is called in messages and policy names.
+const STDIN: &str = "stdin";
 
 /// Output format of `simulate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -30,8 +40,9 @@ pub enum Format {
 /// `podscale simulate` arguments.
 #[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// HPA manifests to simulate (default: the embedded seed CPU + memory manifest).
-    /// Several files, or a file with several HPAs, are compared on the same traffic.
+    /// HPA manifests to simulate (default: the embedded seed CPU + memory manifest; `-`
+    /// for standard input). Several files, or a file with several HPAs, are compared on
+    /// the same traffic.
     #[arg(value_name = "MANIFEST")]
     manifests: Vec<String>,
     /// Report the manifests side by side (implied by more than one).
@@ -39,7 +50,8 @@ pub struct Args {
     compare: bool,
     /// Traffic file: a per-request trace (timestamp_seconds[,input_tokens,output_tokens])
     /// or a rate envelope (timestamp_seconds,requests_per_second). Default: the embedded
-    /// Azure LLM 2023 conversation trace (1 hour).
+    /// Azure LLM 2023 conversation trace (1 hour). `-` for standard input. Timestamps are
+    /// read relative to the first row's.
     #[arg(short, long, value_name = "FILE", conflicts_with = "pattern")]
     trace: Option<PathBuf>,
     /// Synthetic traffic instead of a trace: constant:rate=R | step:from=R,to=R[,at=T] |
@@ -62,7 +74,8 @@ pub struct Args {
     /// Seed of every random draw (arrivals, request sizes, start-up times).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Server model file (YAML), merged over the defaults; see --print-model.
+    /// Server model file (YAML; `-` for standard input), merged over the defaults; see
+    /// --print-model.
     #[arg(short, long, value_name = "FILE")]
     model: Option<PathBuf>,
     /// Print the default server model, every field documented, and exit.
@@ -87,8 +100,20 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = parse_secs)]
     scrape_interval: Option<f64>,
     /// Time step of the series, charts and sparklines (default: about 1,500 steps).
-    #[arg(long, value_name = "DURATION", value_parser = parse_secs)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_step)]
     step: Option<f64>,
+    /// Refuse a run of more requests per policy than this (expected, then counted).
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_requests)]
+    max_requests: u64,
+    /// Refuse a policy whose maxReplicas is more than this.
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_replicas)]
+    max_replicas_simulated: u32,
+    /// Refuse traffic longer than this (after --time-scale and --loop).
+    #[arg(long, value_name = "DURATION", default_value = "31d", value_parser = parse_secs)]
+    max_simulated_time: f64,
+    /// Refuse a series (--step) of more rows per policy than this.
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_series_rows)]
+    max_series_rows: u64,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
     output: Format,
@@ -104,16 +129,43 @@ fn parse_secs(s: &str) -> Result<f64, String> {
     parse_duration(s)
 }
 
+/// A series step: at least a millisecond (rows are bounded by --max-series-rows too).
+fn parse_step(s: &str) -> Result<f64, String> {
+    let v = parse_duration(s)?;
+    if v < 1e-3 {
+        return Err("the step must be at least 1ms".into());
+    }
+    Ok(v)
+}
+
+/// Reads a file, or standard input for `-`, at most `limit` bytes, as text.
+fn read_text(path: &str, limit: u64) -> Result<String> {
+    let bytes = input::read_limited(path, limit)?;
+    let name = if path == "-" { STDIN } else { path };
+    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{name}: not UTF-8 text"))
+}
+
 pub fn run(args: &Args) -> Result<ExitCode> {
     if args.print_model {
         print!("{DEFAULT_MODEL_YAML}");
         return Ok(ExitCode::SUCCESS);
     }
+    let stdin_users = args.manifests.iter().filter(|m| *m == "-").count()
+        + [&args.trace, &args.model]
+            .iter()
+            .filter(|p| p.as_deref() == Some(std::path::Path::new("-")))
+            .count();
+    if stdin_users > 1 {
+        anyhow::bail!(
+            "standard input can be read once: give `-` for one of MANIFEST, --trace and --model"
+        );
+    }
     let mut model = match &args.model {
         Some(path) => {
-            let source = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            Model::load(Some(&source), &path.display().to_string())?
+            let path = path.display().to_string();
+            let source = read_text(&path, MAX_MODEL_BYTES)?;
+            let name = if path == "-" { STDIN } else { &path };
+            Model::load(Some(&source), name)?
         }
         None => Model::default_model(),
     };
@@ -124,13 +176,25 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         model.pipeline.prometheus.scrape_interval = podscale_sim::units::Seconds(s);
         model.pipeline.metrics_server.resolution = podscale_sim::units::Seconds(s);
     }
+    model.check_intervals().map_err(anyhow::Error::msg)?;
+    let limits = Limits {
+        max_requests: args.max_requests,
+        max_replicas: args.max_replicas_simulated,
+        max_seconds: args.max_simulated_time,
+        max_series_rows: args.max_series_rows,
+    };
 
     let mut policies = Vec::new();
     if args.manifests.is_empty() {
         policies.push(Policy::embedded());
     }
     for m in &args.manifests {
-        policies.extend(Policy::load(m)?);
+        if m == "-" {
+            let text = read_text(m, podscale_sim::policy::MAX_MANIFEST_BYTES)?;
+            policies.extend(Policy::from_source(&text, STDIN)?);
+        } else {
+            policies.extend(Policy::load(m)?);
+        }
     }
     if args.compare && policies.len() < 2 {
         anyhow::bail!(
@@ -142,6 +206,15 @@ pub fn run(args: &Args) -> Result<ExitCode> {
 
     let spec = match (&args.trace, &args.pattern) {
         (_, Some(p)) => TrafficSpec::Pattern(p.clone()),
+        (Some(t), None) if t.as_os_str() == "-" => {
+            // Read once, bounded, then replayed from memory for every policy.
+            let bytes = input::read_limited("-", MAX_STDIN_TRACE_BYTES)
+                .context("--trace -: write a larger trace to a file (files are streamed)")?;
+            TrafficSpec::Trace(TraceSource::Memory {
+                name: STDIN.into(),
+                bytes: bytes.into(),
+            })
+        }
         (Some(t), None) => TrafficSpec::Trace(TraceSource::Path(t.clone())),
         (None, None) => TrafficSpec::Trace(TraceSource::Embedded),
     };
@@ -153,6 +226,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             arrivals: args.arrivals,
             seed: args.seed,
             duration: args.duration,
+            limits,
         },
     )?;
 
@@ -163,7 +237,20 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         step: args.step,
         initial_replicas: args.initial_replicas,
         seed: args.seed,
+        limits,
     };
+    if let Some(n) = args.initial_replicas {
+        for p in &policies {
+            let max = p.hpa.spec.max_replicas;
+            if i64::from(n) > i64::from(max) {
+                eprintln!(
+                    "note: {}: --initial-replicas {n} is above maxReplicas {max}; starting at \
+                     {max}, as the HPA would scale to at its first sync",
+                    p.name
+                );
+            }
+        }
+    }
     // Check every policy against the model before spending time on any run.
     for p in &policies {
         podscale_sim::pipeline::MetricPlan::for_hpa(&p.hpa, &cfg.model, &p.name)?;
@@ -260,11 +347,14 @@ fn run_all(
         bar.clear();
         handles
             .into_iter()
-            .map(|h| h.join().expect("a simulation thread does not panic"))
+            .map(std::thread::ScopedJoinHandle::join)
             .collect::<Vec<_>>()
     });
     let mut out = Vec::new();
     for r in results {
+        // A panic is a bug, but one policy's should not take the whole process down
+        // with an abort message: report it as an error.
+        let r = r.map_err(|_| anyhow::anyhow!("a simulation failed unexpectedly (a bug)"))?;
         out.push(r?);
     }
     let elapsed = started.elapsed().as_secs_f64();

@@ -193,3 +193,333 @@ fn help_teaches_with_examples_and_the_model_prints() {
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("kvCacheTokens: 32768"));
 }
+
+/// Runs `podscale` with `stdin` as standard input.
+fn podscale_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_podscale"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let mut input = child.stdin.take().expect("stdin");
+    // The command may refuse before reading it all: a broken pipe is not this test's concern.
+    let _ = input.write_all(stdin);
+    drop(input);
+    child.wait_with_output().expect("runs")
+}
+
+/// Runs `podscale` under an address-space limit (KiB), as `ulimit -v` sets it.
+fn podscale_limited(kib: u64, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_podscale"))
+        .args(args)
+        .output()
+        .expect("runs sh")
+}
+
+/// Exit code and stderr; asserts no panic.
+fn refused(args: &[&str]) -> (Option<i32>, String) {
+    let out = podscale(args);
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+    (out.status.code(), stderr)
+}
+
+#[test]
+fn flags_out_of_range_are_refused_with_their_range() {
+    for (args, code, want) in [
+        (vec!["--step", "0"], 2, "the step must be at least 1ms"),
+        (
+            vec!["--arrivals", "gamma:1e5"],
+            2,
+            "coefficient of variation must be from 0.01 to 10, found 100000",
+        ),
+        (vec!["--arrivals", "gamma:1e-300"], 2, "found 1e-300"),
+        (vec!["--arrivals", "gamma:1e300"], 2, "found 1e300"),
+        (
+            vec!["--pattern", "spike:base=1,peak=1e12"],
+            1,
+            "peak must be from 0 to 1,000,000 requests per second, found 1e12",
+        ),
+        (
+            vec!["--pattern", "constant:rate=1e308"],
+            1,
+            "rate must be from 0 to 1,000,000",
+        ),
+        (
+            vec!["--time-scale", "1e300"],
+            1,
+            "--time-scale must be from 0.001 to 1000, found 1e300",
+        ),
+        (
+            vec!["--loop", "4294967295"],
+            1,
+            "--loop must be from 1 to 100,000, found 4294967295",
+        ),
+        (vec!["--duration", &"9".repeat(400)], 2, "invalid duration"),
+        (vec!["--sync-period", "1ns"], 2, "invalid duration"),
+        (
+            vec!["--sync-period", "1ms"],
+            1,
+            "controller.syncPeriod (--sync-period) must be 0 or from 1s to 1h, found 1ms",
+        ),
+    ] {
+        let mut all = vec!["simulate"];
+        all.extend(&args);
+        let (got, stderr) = refused(&all);
+        assert_eq!(got, Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {want:?} not in {stderr}");
+    }
+    let huge_days = format!("{}d", "9".repeat(400));
+    let (code, stderr) = refused(&["simulate", "--duration", &huge_days]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("too large"), "{stderr}");
+}
+
+#[test]
+fn a_run_past_a_limit_is_refused_with_the_numbers_and_the_flag_that_raises_it() {
+    let (code, stderr) = refused(&[
+        "simulate",
+        "--pattern",
+        "constant:rate=1000",
+        "--duration",
+        "1h",
+        "--max-requests",
+        "1000000",
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr.trim(),
+        "error: the traffic has about 3,600,000 requests, more than the limit of 1,000,000; \
+         shorten it with --duration, raise the limit with --max-requests"
+    );
+
+    let (code, stderr) = refused(&["simulate", "--step", "1ms"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains(
+            "a series step of 1ms over 58m22s is 3,502,000 rows, more than the limit of 200,000"
+        ) && stderr.contains("--max-series-rows"),
+        "{stderr}"
+    );
+
+    let (code, stderr) = refused(&[
+        "simulate",
+        "--pattern",
+        "constant:rate=1",
+        "--duration",
+        "40d",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("the traffic lasts 40d, more than the limit of 31d")
+            && stderr.contains("--max-simulated-time"),
+        "{stderr}"
+    );
+
+    let path = temp("big-hpa.yaml");
+    let source = std::fs::read_to_string(repo("examples/manifests/inference-hpa-resource.yaml"))
+        .expect("reads")
+        .replace("maxReplicas: 20", "maxReplicas: 1000000");
+    std::fs::write(&path, source).expect("writes");
+    let p = path.display().to_string();
+    let (code, stderr) = refused(&["simulate", &p]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr
+            .contains("maxReplicas is 1,000,000, more than the limit of 10,000 replicas simulated")
+            && stderr.contains("--max-replicas-simulated"),
+        "{stderr}"
+    );
+    // Raised, the same run goes.
+    let mut args = vec![
+        "simulate",
+        &p,
+        "--max-replicas-simulated",
+        "1000000",
+        "-o",
+        "json",
+    ];
+    args.extend(SHORT);
+    let out = podscale(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn initial_replicas_above_max_replicas_start_at_max_replicas() {
+    let mut args = vec!["simulate", "--initial-replicas", "1000000", "-o", "json"];
+    args.extend(SHORT);
+    let out = podscale(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["peakReplicas"], 20, "{v}");
+    assert!(
+        text(&out.stderr).contains("--initial-replicas 1000000 is above maxReplicas 20"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_file_without_line_breaks_is_refused_within_a_memory_limit() {
+    // 300 MB address space: enough for the binary, not for /dev/zero read whole.
+    let out = podscale_limited(300 * 1024, &["simulate", "--trace", "/dev/zero"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/dev/zero:1: line longer than 4096 bytes: not a traffic file"),
+        "{stderr}"
+    );
+    let out = podscale_limited(300 * 1024, &["simulate", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("larger than 16 MiB"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn traces_far_from_zero_are_read_relative_to_their_first_row_or_refused() {
+    let epoch = temp("epoch.csv");
+    std::fs::write(
+        &epoch,
+        "timestamp_seconds,input_tokens,output_tokens\n1700000000.5,100,50\n1700000010,200,20\n\
+         1700003600,100,10\n",
+    )
+    .expect("writes");
+    let p = epoch.display().to_string();
+    let out = podscale(&["simulate", "--trace", &p]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout)
+            .contains("(3 requests over 1h; times relative to the first row's 1700000000.5 s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = podscale(&["simulate", "--trace", &p, "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let seconds = v["simulatedSeconds"].as_f64().expect("number");
+    assert!((3600.0..3700.0).contains(&seconds), "{v}");
+
+    let far = temp("far.csv");
+    std::fs::write(&far, "timestamp_seconds\n0\n1e300\n").expect("writes");
+    let (code, stderr) = refused(&["simulate", "--trace", &far.display().to_string()]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("the traffic lasts 1e300s, more than the limit of 31d"),
+        "{stderr}"
+    );
+
+    let envelope = temp("fast-envelope.csv");
+    std::fs::write(
+        &envelope,
+        "timestamp_seconds,requests_per_second\n0,1e9\n600,1\n",
+    )
+    .expect("writes");
+    let e = envelope.display().to_string();
+    let (code, stderr) = refused(&["simulate", "--trace", &e]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "error: {e}:2: requests_per_second: must be from 0 to 1,000,000 requests per \
+             second, found `1e9`"
+        )
+    );
+}
+
+#[test]
+fn no_requests_is_no_slo_attainment_not_100_percent() {
+    let out = podscale(&[
+        "simulate",
+        "--pattern",
+        "constant:rate=0",
+        "--duration",
+        "10m",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("n/a (no requests)"), "{stdout}");
+    assert!(!stdout.contains("100%"), "{stdout}");
+    let out = podscale(&[
+        "simulate",
+        "--pattern",
+        "constant:rate=0",
+        "--duration",
+        "10m",
+        "-o",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(v["sloAttainment"].is_null(), "{v}");
+}
+
+#[test]
+fn an_os_error_is_printed_once() {
+    let (code, stderr) = refused(&["simulate", "/nonexistent/hpa.yaml"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
+    let (code, stderr) = refused(&["simulate", "--trace", "/nonexistent/t.csv"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
+    let (code, stderr) = refused(&["simulate", "--model", "/nonexistent/m.yaml"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_dash_reads_the_trace_the_manifest_or_the_model_from_standard_input() {
+    let trace = "timestamp_seconds,input_tokens,output_tokens\n0,100,50\n1,200,20\n2,100,10\n";
+    let out = podscale_stdin(
+        &["simulate", "--trace", "-", "-o", "json"],
+        trace.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["requests"], 3, "{v}");
+
+    let manifest =
+        std::fs::read(repo("examples/manifests/inference-hpa-custom.yaml")).expect("reads");
+    let mut args = vec!["simulate", "-", "-o", "json"];
+    args.extend(SHORT);
+    let out = podscale_stdin(&args, &manifest);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["policy"], "stdin", "{v}");
+    assert_eq!(v["manifest"], "stdin", "{v}");
+
+    let mut args = vec!["simulate", "--model", "-", "-o", "json"];
+    args.extend(SHORT);
+    let out = podscale_stdin(&args, b"server: {maxBatch: 0}\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("stdin: server.maxBatch must be at least 1"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Standard input is read whole (it is replayed per policy), but only so far.
+    let zeros = vec![0u8; 65 << 20];
+    let out = podscale_stdin(&["simulate", "--trace", "-"], &zeros);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("standard input is larger than 64 MiB"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = podscale_stdin(&["simulate", "-", "--trace", "-"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("standard input can be read once"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -60,6 +60,7 @@ use podscale_manifest::Diagnostic;
 pub use model::Model;
 pub use oracle::Oracle;
 pub use policy::Policy;
+pub use sim::DRAIN_LIMIT;
 pub use sim::{RunOutput, SimConfig, run};
 pub use stats::Slo;
 pub use summary::Summary;
@@ -90,13 +91,59 @@ pub enum Error {
     /// A policy the simulator cannot run (e.g. a metric it does not produce).
     #[error("{0}")]
     Policy(String),
-    /// A file that cannot be read or written.
-    #[error("{file}: {source}")]
+    /// A file that cannot be read or written. The OS error is the source, not part of
+    /// the message, so a chain prints it once.
+    #[error("cannot read {file}")]
     Io {
         file: String,
         #[source]
         source: std::io::Error,
     },
+    /// A run bigger than a limit: what it would take, the limit, and the flag that
+    /// raises it.
+    #[error("{what} {amount}, more than the limit of {limit}; {advice}raise the limit with {flag}")]
+    Limit {
+        /// What is too big, e.g. `the traffic has about`.
+        what: String,
+        amount: String,
+        limit: String,
+        /// What else the user can do (ends with `, or ` when set).
+        advice: String,
+        flag: &'static str,
+    },
+}
+
+/// Bounds on the size of one run, so that hostile or mistaken input is refused with the
+/// numbers instead of taking unbounded time or memory. Each has a CLI flag to raise it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Requests one run may simulate (`--max-requests`): the expected number is checked
+    /// before the run, the actual number during it.
+    pub max_requests: u64,
+    /// Replicas one run may hold: `maxReplicas` of every policy, and
+    /// `--initial-replicas` (`--max-replicas-simulated`).
+    pub max_replicas: u32,
+    /// Simulated seconds of traffic, loops included (`--max-simulated-time`).
+    pub max_seconds: f64,
+    /// Rows of the time series per policy (`--max-series-rows`).
+    pub max_series_rows: u64,
+}
+
+impl Limits {
+    /// 300 million requests (the 14-day ServeGen envelope is about 250 million), 10,000
+    /// replicas, 31 days, 200,000 series rows (a day at 1 s steps).
+    pub const DEFAULT: Limits = Limits {
+        max_requests: 300_000_000,
+        max_replicas: 10_000,
+        max_seconds: 31.0 * 86_400.0,
+        max_series_rows: 200_000,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 fn invalid_manifest(file: &str, diagnostics: &[Diagnostic]) -> String {

@@ -294,6 +294,7 @@ impl Model {
                 }
             }
         }
+        self.check_intervals()?;
         let c = &self.controller;
         if c.tolerance.is_nan() || c.tolerance < 0.0 {
             return Err("controller.tolerance must be 0 or more".into());
@@ -366,6 +367,37 @@ impl Model {
             self.pipeline.prometheus.scrape_interval,
             self.pipeline.metrics_server.resolution,
         )
+    }
+
+    /// Checks the sync period and the pipeline's intervals: 0 (at each sync, or an ideal
+    /// controller syncing every second) or from 1 s to 1 h. A run's work grows as the
+    /// simulated time over these, so a 1 ns interval is refused rather than simulated.
+    ///
+    /// # Errors
+    /// The field and its range.
+    pub fn check_intervals(&self) -> std::result::Result<(), String> {
+        for (name, v) in [
+            (
+                "controller.syncPeriod (--sync-period)",
+                self.controller.sync_period.0,
+            ),
+            (
+                "pipeline.prometheus.scrapeInterval (--scrape-interval)",
+                self.pipeline.prometheus.scrape_interval.0,
+            ),
+            (
+                "pipeline.metricsServer.resolution (--scrape-interval)",
+                self.pipeline.metrics_server.resolution.0,
+            ),
+        ] {
+            if !(v == 0.0 || (1.0..=3600.0).contains(&v)) {
+                return Err(format!(
+                    "{name} must be 0 or from 1s to 1h, found {}",
+                    crate::units::format_duration(v)
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The sync period in force (0 → one second, the ideal controller).

@@ -1,5 +1,7 @@
 //! Policies: HPA manifests, read and validated exactly as `podscale validate` does, so a
 //! manifest the API server would reject is refused with the same messages.
+use std::io::Read as _;
+
 use podscale_core::api::HorizontalPodAutoscaler;
 
 use crate::{Error, Result};
@@ -7,6 +9,9 @@ use crate::{Error, Result};
 /// The seed's CPU + memory manifest, embedded as the default policy.
 pub const EMBEDDED_MANIFEST: &str = include_str!("../data/inference-hpa-resource.yaml");
 const EMBEDDED_NAME: &str = "inference-hpa-resource.yaml (embedded)";
+
+/// Largest manifest file read (so that `/dev/zero` is an error, not all of memory).
+pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
 
 /// One HPA to simulate.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,10 +38,20 @@ impl Policy {
     /// Unreadable or unparsable files, manifests that fail validation (with every
     /// `file:line:col: field: message`), files with no HPA.
     pub fn load(path: &str) -> Result<Vec<Policy>> {
-        let source = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        let io = |source| Error::Io {
             file: path.into(),
-            source: e,
-        })?;
+            source,
+        };
+        let mut source = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_MANIFEST_BYTES + 1).read_to_string(&mut source))
+            .map_err(io)?;
+        if source.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(Error::Policy(format!(
+                "{path}: larger than {} MiB: not a manifest",
+                MAX_MANIFEST_BYTES >> 20
+            )));
+        }
         Self::from_source(&source, path)
     }
 

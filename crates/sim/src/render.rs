@@ -25,6 +25,11 @@ fn pct(x: f64) -> String {
     format!("{}%", trim_float(x * 100.0, 1))
 }
 
+/// SLO attainment, or what it is without requests.
+fn attainment(x: Option<f64>) -> String {
+    x.map_or_else(|| "n/a (no requests)".into(), pct)
+}
+
 /// The summary table.
 pub fn table(runs: &[RunOutput], header: &Header) -> String {
     let mut out = String::new();
@@ -109,7 +114,7 @@ pub fn summary_rows(runs: &[RunOutput]) -> Vec<(&'static str, Vec<String>)> {
                 secs(s.ttft.p99)
             )
         }),
-        ("SLO attainment", |s| pct(s.slo_attainment)),
+        ("SLO attainment", |s| attainment(s.slo_attainment)),
         ("replica-hours (cost)", |s| {
             format!(
                 "{} (${})",
@@ -197,9 +202,12 @@ pub fn verdicts(runs: &[RunOutput]) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "→ {}: {} of requests met the SLO, with {}× the oracle's replica-hours; it {}{}.",
+            "→ {}: {}, with {}× the oracle's replica-hours; it {}{}.",
             s.policy,
-            pct(s.slo_attainment),
+            s.slo_attainment.map_or_else(
+                || "no requests arrived".into(),
+                |x| format!("{} of requests met the SLO", pct(x))
+            ),
             trim_float(s.oracle_ratio, 2),
             action,
             if read.is_empty() {

@@ -19,13 +19,21 @@ use crate::series::{Row, RunSeries};
 use crate::stats::{Recorder, Slo};
 use crate::summary::{Percentiles, Summary, round3};
 use crate::traffic::Traffic;
-use crate::{Error, Result};
+use crate::units::{format_duration, group_thousands};
+use crate::{Error, Limits, Result};
 
 /// The stretch of traffic the default initial replica count is sized for.
 const WARM_START_WINDOW: f64 = 300.0;
 
 /// Scale events closer than this, in opposite directions, count as a flap.
 const FLAP_WINDOW: f64 = 300.0;
+
+/// How long a run goes on after the traffic ends, at most, for the requests still in
+/// service or queued to finish. The controller keeps syncing and replicas keep costing
+/// until the last request completes, so that a policy is charged for the tail of a burst
+/// (a minute or more) as the oracle is. Requests still unfinished past this limit are
+/// served to their end without that time being counted.
+pub const DRAIN_LIMIT: f64 = 3600.0;
 
 /// How a run is set up, apart from the policy and the traffic.
 #[derive(Debug, Clone)]
@@ -36,9 +44,12 @@ pub struct SimConfig {
     /// Series step (seconds); `None` picks one giving at most about 1,500 rows.
     pub step: Option<f64>,
     /// Ready replicas at t = 0; `None` = what the oracle needs for the first five
-    /// minutes, within the policy's `minReplicas..=maxReplicas`.
+    /// minutes, within the policy's `minReplicas..=maxReplicas`. Above `maxReplicas`,
+    /// `maxReplicas` (where the HPA would bring it at its first sync).
     pub initial_replicas: Option<u32>,
     pub seed: u64,
+    /// Bounds on the run's size.
+    pub limits: Limits,
 }
 
 impl SimConfig {
@@ -50,6 +61,7 @@ impl SimConfig {
             step: None,
             initial_replicas: None,
             seed: 1,
+            limits: Limits::DEFAULT,
         }
     }
 
@@ -140,6 +152,8 @@ struct Run<'a> {
     at_max_since: Option<f64>,
     at_max_seconds: f64,
     peak_replicas: u32,
+    max_requests: u64,
+    max_rows: u64,
 }
 
 /// Simulates one policy on the traffic.
@@ -158,12 +172,16 @@ pub fn run(
     let plan = MetricPlan::for_hpa(&policy.hpa, &cfg.model, &policy.name)?;
     let min_replicas = podscale_core::defaults::min_replicas(&policy.hpa);
     let max_replicas = policy.hpa.spec.max_replicas;
+    let limits = cfg.limits;
+    check_size(policy, traffic, cfg)?;
     let initial = match cfg.initial_replicas {
-        Some(n) => i32::try_from(n).unwrap_or(i32::MAX),
-        None => warm_start(traffic, oracle)?.clamp(min_replicas, max_replicas.max(min_replicas)),
+        // The HPA brings a count above maxReplicas down to it at its first sync.
+        Some(n) => i32::try_from(n).unwrap_or(i32::MAX).min(max_replicas),
+        None => warm_start(traffic, oracle, &limits)?
+            .clamp(min_replicas, max_replicas.max(min_replicas)),
     };
     let model = &cfg.model;
-    let cluster = Cluster::new(model, policy.deployment(), initial as u32, cfg.seed);
+    let cluster = Cluster::new(model, policy.deployment(), initial.max(0) as u32, cfg.seed);
     let ms = model.pipeline.metrics_server.resolution.0;
     let prom = model.pipeline.prometheus.scrape_interval.0;
     let sync = model.effective_sync_period();
@@ -202,7 +220,9 @@ pub fn run(
         last_scale: None,
         at_max_since: None,
         at_max_seconds: 0.0,
-        peak_replicas: initial as u32,
+        peak_replicas: initial.max(0) as u32,
+        max_requests: limits.max_requests,
+        max_rows: limits.max_series_rows,
     };
     if run.desired >= run.max_replicas {
         run.at_max_since = Some(0.0);
@@ -211,13 +231,58 @@ pub fn run(
     run.cluster.scrape_resources(0.0);
     run.cluster.scrape_series(0.0, retain, &mut run.rec);
     run.main_loop(traffic, retain, progress)?;
-    run.drain();
-    Ok(run.finish(policy, columns, step))
+    let end = run.drain(retain)?;
+    Ok(run.finish(policy, columns, step, end))
+}
+
+/// Refuses, before any work, a run larger than the limits: more replicas than
+/// `--max-replicas-simulated`, more series rows than `--max-series-rows`.
+fn check_size(policy: &Policy, traffic: &Traffic, cfg: &SimConfig) -> Result<()> {
+    let limits = &cfg.limits;
+    let max_replicas = policy.hpa.spec.max_replicas;
+    if i64::from(max_replicas) > i64::from(limits.max_replicas) {
+        return Err(Error::Limit {
+            what: format!("{}: maxReplicas is", policy.name),
+            amount: group_thousands(max_replicas.max(0) as u64),
+            limit: format!(
+                "{} replicas simulated",
+                group_thousands(u64::from(limits.max_replicas))
+            ),
+            advice: "lower maxReplicas, or ".into(),
+            flag: "--max-replicas-simulated",
+        });
+    }
+    let step = cfg.step_for(traffic.horizon).max(1e-3);
+    let rows = traffic.horizon / step;
+    if rows > limits.max_series_rows as f64 {
+        return Err(Error::Limit {
+            what: format!(
+                "a series step of {} over {} is",
+                format_duration(step),
+                format_duration(traffic.horizon)
+            ),
+            amount: format!("{} rows", group_thousands(rows.ceil() as u64)),
+            limit: group_thousands(limits.max_series_rows),
+            advice: "give a longer --step, or ".into(),
+            flag: "--max-series-rows",
+        });
+    }
+    Ok(())
+}
+
+fn too_many_requests(limit: u64) -> Error {
+    Error::Limit {
+        what: "the traffic generated".into(),
+        amount: format!("more than {} requests", group_thousands(limit)),
+        limit: group_thousands(limit),
+        advice: "shorten it with --duration, ".into(),
+        flag: "--max-requests",
+    }
 }
 
 /// The replicas the oracle gives the first five minutes of traffic: a run starts as if
 /// the HPA had been running before, not from `minReplicas` under full load.
-fn warm_start(traffic: &Traffic, oracle: Oracle) -> Result<i32> {
+fn warm_start(traffic: &Traffic, oracle: Oracle, limits: &Limits) -> Result<i32> {
     let window = WARM_START_WINDOW.min(traffic.horizon).max(1.0);
     let mut arrivals = traffic.arrivals()?;
     let mut n = 0u64;
@@ -226,8 +291,14 @@ fn warm_start(traffic: &Traffic, oracle: Oracle) -> Result<i32> {
             break;
         }
         n += 1;
+        if n > limits.max_requests {
+            return Err(too_many_requests(limits.max_requests));
+        }
     }
-    Ok(oracle.replicas_for(n, window) as i32)
+    if let Some(e) = arrivals.take_error() {
+        return Err(Error::Trace(e));
+    }
+    Ok(oracle.replicas_for(n, window).min(f64::from(i32::MAX)) as i32)
 }
 
 impl Run<'_> {
@@ -268,7 +339,12 @@ impl Run<'_> {
                 }
                 self.cluster.replica_event(slot, t_replica, &mut self.rec);
             } else {
-                let req = next.expect("a finite arrival time comes from a request");
+                let Some(req) = next else {
+                    break; // unreachable: a finite arrival time comes from a request
+                };
+                if self.rec.arrived >= self.max_requests {
+                    return Err(too_many_requests(self.max_requests));
+                }
                 self.arrive(req.t, req.input, req.output);
                 next = arrivals.next_request();
             }
@@ -415,16 +491,47 @@ impl Run<'_> {
         self.rec.step_ttft.clear();
     }
 
-    /// After the traffic's end: no more syncs; pods finish what they hold.
-    fn drain(&mut self) {
-        let horizon = self.horizon;
+    /// After the traffic's end: the controller, the pipeline and the series go on until
+    /// the last request has its fate, or [`DRAIN_LIMIT`] has passed; that end is the
+    /// run's. Past it, no more syncs and no more cost: pods finish what they hold.
+    /// Returns the end.
+    fn drain(&mut self, retain: f64) -> Result<f64> {
+        let limit = self.horizon + DRAIN_LIMIT;
+        let mut end = self.horizon;
+        while self.rec.settled() < self.rec.arrived {
+            let (t_replica, slot) = self.cluster.tree.min();
+            let next_tick = self.next_tick();
+            let t = next_tick.min(t_replica);
+            if t > limit {
+                end = limit;
+                break;
+            }
+            if next_tick <= t_replica {
+                self.tick(next_tick, retain);
+            } else {
+                self.cluster.replica_event(slot, t_replica, &mut self.rec);
+            }
+            end = end.max(t);
+            if self.rows.len() as u64 > self.max_rows {
+                break;
+            }
+        }
         if let Some(since) = self.at_max_since.take() {
-            self.at_max_seconds += horizon - since;
+            self.at_max_seconds += end - since;
         }
-        if self.rows.last().is_none_or(|r| r.t < horizon - 1e-9) {
-            self.record_row(horizon);
+        if self.rows.last().is_none_or(|r| r.t < end - 1e-9) {
+            self.record_row(end);
         }
-        self.cluster.freeze_cost(horizon);
+        if self.rows.len() as u64 > self.max_rows {
+            return Err(Error::Limit {
+                what: "the series has".into(),
+                amount: format!("{} rows", group_thousands(self.rows.len() as u64)),
+                limit: group_thousands(self.max_rows),
+                advice: "give a longer --step, or ".into(),
+                flag: "--max-series-rows",
+            });
+        }
+        self.cluster.freeze_cost(end);
         loop {
             let (t_replica, slot) = self.cluster.tree.min();
             let t_life = self.cluster.next_life();
@@ -442,6 +549,7 @@ impl Run<'_> {
             self.rec.arrived,
             "every request has a fate"
         );
+        Ok(end)
     }
 
     fn finish(
@@ -449,7 +557,10 @@ impl Run<'_> {
         policy: &Policy,
         columns: Vec<crate::pipeline::MetricColumn>,
         step: f64,
+        end: f64,
     ) -> RunOutput {
+        // The oracle is the traffic's: the same for every policy, over the traffic's
+        // length. The policy's cost runs to the end of its run, drain included.
         let horizon = self.horizon;
         // The oracle, per minute, then per series step.
         let windows = (horizon / oracle::WINDOW).ceil().max(1.0) as usize;
@@ -467,12 +578,16 @@ impl Run<'_> {
             .map(|(w, n)| n * (horizon - w as f64 * oracle::WINDOW).min(oracle::WINDOW))
             .sum();
         for row in &mut self.rows {
+            if row.t - step >= horizon {
+                row.oracle = f64::NAN; // after the traffic: nothing to serve
+                continue;
+            }
             let from = ((row.t - step).max(0.0) / oracle::WINDOW) as usize;
             let to = ((row.t / oracle::WINDOW).ceil() as usize).clamp(from + 1, windows);
             let slice = &need[from.min(windows - 1)..to];
             row.oracle = slice.iter().sum::<f64>() / slice.len().max(1) as f64;
         }
-        let replica_seconds = self.cluster.replica_seconds(horizon);
+        let replica_seconds = self.cluster.replica_seconds(end);
         let rec = &self.rec;
         let pct = |h: &crate::histogram::Fine| Percentiles {
             p50: h.quantile(0.5).map(round3),
@@ -490,17 +605,15 @@ impl Run<'_> {
             rejected: rec.rejected,
             latency: pct(&rec.latency),
             ttft: pct(&rec.ttft),
-            slo_attainment: if rec.arrived == 0 {
-                1.0
-            } else {
-                (rec.met_slo as f64 / rec.arrived as f64 * 1e4).round() / 1e4
-            },
+            // No requests, no attainment (not 100 %).
+            slo_attainment: (rec.arrived > 0)
+                .then(|| (rec.met_slo as f64 / rec.arrived as f64 * 1e4).round() / 1e4),
             slo: rec.slo,
             replica_seconds: round3(replica_seconds),
             replica_hours: round3(hours),
             cost: (hours * self.cfg.cost_per_replica_hour * 100.0).round() / 100.0,
             cost_per_replica_hour: self.cfg.cost_per_replica_hour,
-            mean_replicas: round3(replica_seconds / horizon.max(1e-9)),
+            mean_replicas: round3(replica_seconds / end.max(1e-9)),
             peak_replicas: self.peak_replicas,
             oracle_replica_seconds: round3(oracle_seconds),
             oracle_ratio: if oracle_seconds > 0.0 {
@@ -516,7 +629,7 @@ impl Run<'_> {
             time_at_max_replicas: round3(self.at_max_seconds),
             min_replicas: self.min_replicas,
             max_replicas: self.max_replicas,
-            simulated_seconds: round3(horizon),
+            simulated_seconds: round3(end),
         };
         RunOutput {
             summary,

@@ -30,10 +30,12 @@ pub struct Summary {
     pub latency: Percentiles,
     /// Time to first token of completed requests.
     pub ttft: Percentiles,
-    /// Share of all requests that completed within both SLO bounds.
-    pub slo_attainment: f64,
+    /// Share of all requests that completed within both SLO bounds; `null` when there
+    /// were no requests (nothing was attained, nothing missed).
+    pub slo_attainment: Option<f64>,
     pub slo: Slo,
-    /// Σ over pods of the time each was bound to a node, until the traffic ends.
+    /// Σ over pods of the time each was bound to a node, until the last request has
+    /// completed (at most [`crate::DRAIN_LIMIT`] after the traffic ends).
     pub replica_seconds: f64,
     pub replica_hours: f64,
     pub cost: f64,
@@ -55,6 +57,8 @@ pub struct Summary {
     pub time_at_max_replicas: f64,
     pub min_replicas: i32,
     pub max_replicas: i32,
+    /// From 0 to the run's end: the traffic, then the drain until the last request
+    /// completed (at most [`crate::DRAIN_LIMIT`]).
     pub simulated_seconds: f64,
 }
 

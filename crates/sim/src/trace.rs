@@ -4,7 +4,7 @@
 //! ([`scan`]) so that a bad line is one clear `file:line: message` error, then streamed
 //! during the run ([`RequestReader`]) so memory does not grow with the trace.
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -19,6 +19,16 @@ pub const EMBEDDED_TRACE_NAME: &str = "azure_llm_2023_conv.csv (embedded)";
 
 /// Most token pairs kept from a trace to draw request sizes from.
 const TOKEN_SAMPLE: usize = 20_000;
+
+/// Longest line accepted, in bytes. Rows are under 100 bytes; the cap keeps a file with
+/// no line break (`/dev/zero`) from being read into memory whole.
+pub const MAX_LINE_BYTES: usize = 4096;
+
+/// Most rows of a rate envelope (kept in memory): 19 years of 10-minute windows.
+pub const MAX_ENVELOPE_ROWS: u64 = 1_000_000;
+
+/// Highest rate accepted, in requests per second, in an envelope or a pattern.
+pub const MAX_RATE: f64 = 1e6;
 
 /// A bad line in a traffic file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +45,11 @@ pub struct TraceError {
 pub enum TraceSource {
     Embedded,
     Path(PathBuf),
+    /// Bytes already read (standard input, which cannot be read twice), and their name.
+    Memory {
+        name: String,
+        bytes: Arc<[u8]>,
+    },
 }
 
 impl TraceSource {
@@ -42,12 +57,14 @@ impl TraceSource {
         match self {
             Self::Embedded => EMBEDDED_TRACE_NAME.into(),
             Self::Path(p) => p.display().to_string(),
+            Self::Memory { name, .. } => name.clone(),
         }
     }
 
     fn open(&self) -> Result<Box<dyn BufRead + Send>, TraceError> {
         match self {
             Self::Embedded => Ok(Box::new(EMBEDDED_TRACE.as_bytes())),
+            Self::Memory { bytes, .. } => Ok(Box::new(std::io::Cursor::new(bytes.clone()))),
             Self::Path(p) => File::open(p)
                 .map(|f| Box::new(BufReader::with_capacity(1 << 16, f)) as Box<dyn BufRead + Send>)
                 .map_err(|e| TraceError {
@@ -168,13 +185,14 @@ fn parse_row(
     }
     match kind {
         TraceKind::Envelope => {
-            let i = cols.rate.expect("an envelope has a rate column");
+            let i = cols.rate.unwrap_or(cols.timestamp);
             let rate: f64 = get(i)
                 .parse()
                 .map_err(|_| err(format!("requests_per_second: not a number: `{}`", get(i))))?;
-            if !(rate.is_finite() && rate >= 0.0) {
+            if !(rate.is_finite() && (0.0..=MAX_RATE).contains(&rate)) {
                 return Err(err(format!(
-                    "requests_per_second: must be a non-negative number, found `{}`",
+                    "requests_per_second: must be from 0 to {} requests per second, found `{}`",
+                    crate::units::group_thousands(MAX_RATE as u64),
                     get(i)
                 )));
             }
@@ -190,8 +208,9 @@ fn parse_row(
                     ))
                 })
             };
-            let input = token("input_tokens", cols.input.expect("tokens"))?;
-            let output = token("output_tokens", cols.output.expect("tokens"))?;
+            // `columns` gives this kind only with both columns.
+            let input = token("input_tokens", cols.input.unwrap_or(cols.timestamp))?;
+            let output = token("output_tokens", cols.output.unwrap_or(cols.timestamp))?;
             Ok(Row {
                 t,
                 a: f64::from(input),
@@ -208,6 +227,9 @@ pub struct TraceInfo {
     pub kind: TraceKind,
     /// Data rows.
     pub rows: u64,
+    /// The first row's timestamp (seconds, as written). Times are read relative to it,
+    /// as the traces format says: a trace of Unix times starts at 0, not in 1970.
+    pub first_timestamp: f64,
     /// The last row's timestamp (seconds, as written).
     pub last_timestamp: f64,
     /// Up to 20,000 (input, output) pairs drawn uniformly from the trace, when it has them.
@@ -216,11 +238,14 @@ pub struct TraceInfo {
     pub windows: Arc<Vec<(f64, f64)>>,
 }
 
-/// Reads and checks a whole traffic file: header, every row, sorted timestamps.
+/// Reads and checks a whole traffic file: header, every row, sorted timestamps. Stops
+/// with an error past `max_rows` lines (the caller's `--max-requests`), past
+/// [`MAX_ENVELOPE_ROWS`] rows of an envelope and at a line longer than
+/// [`MAX_LINE_BYTES`], so that memory and time stay bounded whatever the file holds.
 ///
 /// # Errors
 /// The first problem, as `file:line: message`.
-pub fn scan(source: &TraceSource) -> Result<TraceInfo, TraceError> {
+pub fn scan(source: &TraceSource, max_rows: u64) -> Result<TraceInfo, TraceError> {
     let file = source.name();
     let mut reader = source.open()?;
     let mut line = String::new();
@@ -236,16 +261,39 @@ pub fn scan(source: &TraceSource) -> Result<TraceInfo, TraceError> {
     };
     let (kind, cols) = columns(header.trim_start_matches('\u{feff}'), &file)?;
     let mut rows = 0u64;
+    let mut first = 0.0f64;
     let mut last = 0.0f64;
     let mut sample = Vec::new();
     let mut windows = Vec::new();
     let mut rng = ChaCha8Rng::seed_from_u64(0x7261_6e64);
     let mut line_no = 1u64;
+    let max_rows = match kind {
+        TraceKind::Envelope => max_rows.min(MAX_ENVELOPE_ROWS),
+        TraceKind::Requests { .. } => max_rows,
+    };
     loop {
         line_no += 1;
         let Some(text) = read_line(&mut reader, &mut line, &file, line_no)? else {
             break;
         };
+        // Blank lines count too, so that an endless stream of them also ends.
+        if line_no - 1 > max_rows {
+            return Err(TraceError {
+                file,
+                line: line_no,
+                message: match kind {
+                    TraceKind::Envelope if max_rows == MAX_ENVELOPE_ROWS => format!(
+                        "more than {} rows: a rate envelope has at most that many windows",
+                        crate::units::group_thousands(max_rows)
+                    ),
+                    _ => format!(
+                        "more than {} rows, more requests than the limit; raise the limit \
+                         with --max-requests",
+                        crate::units::group_thousands(max_rows)
+                    ),
+                },
+            });
+        }
         if text.is_empty() {
             continue;
         }
@@ -269,6 +317,9 @@ pub fn scan(source: &TraceSource) -> Result<TraceInfo, TraceError> {
                     row.t
                 ),
             });
+        }
+        if rows == 0 {
+            first = row.t;
         }
         last = row.t;
         rows += 1;
@@ -300,13 +351,16 @@ pub fn scan(source: &TraceSource) -> Result<TraceInfo, TraceError> {
         source: source.clone(),
         kind,
         rows,
+        first_timestamp: first,
         last_timestamp: last,
         token_sample: sample,
         windows: Arc::new(windows),
     })
 }
 
-/// Reads one line without its line ending; `None` at the end of the file.
+/// Reads one line without its line ending; `None` at the end of the file. Reads at most
+/// [`MAX_LINE_BYTES`] (and its line break): a longer line is an error, not a buffer
+/// that grows with the file.
 fn read_line<'a>(
     reader: &mut (dyn BufRead + Send),
     buf: &'a mut String,
@@ -314,9 +368,24 @@ fn read_line<'a>(
     line_no: u64,
 ) -> Result<Option<&'a str>, TraceError> {
     buf.clear();
-    match reader.read_line(buf) {
+    let limit = MAX_LINE_BYTES as u64 + 2; // room for `\r\n`
+    match Read::take(&mut *reader, limit).read_line(buf) {
         Ok(0) => Ok(None),
-        Ok(_) => Ok(Some(buf.trim_end_matches(['\n', '\r']))),
+        Ok(n) => {
+            let text = buf.trim_end_matches(['\n', '\r']);
+            if text.len() > MAX_LINE_BYTES || (n as u64 == limit && !buf.ends_with('\n')) {
+                return Err(TraceError {
+                    file: file.into(),
+                    line: line_no,
+                    message: format!(
+                        "line longer than {MAX_LINE_BYTES} bytes: not a traffic file \
+                         (rows are `timestamp_seconds[,input_tokens,output_tokens]` or \
+                         `timestamp_seconds,requests_per_second`)"
+                    ),
+                });
+            }
+            Ok(Some(text))
+        }
         Err(e) => Err(TraceError {
             file: file.into(),
             line: line_no,
@@ -337,6 +406,8 @@ pub struct RequestReader {
     kind: TraceKind,
     file: String,
     line_no: u64,
+    /// Subtracted from every timestamp (the first row's).
+    origin: f64,
 }
 
 impl std::fmt::Debug for RequestReader {
@@ -349,11 +420,12 @@ impl std::fmt::Debug for RequestReader {
 }
 
 impl RequestReader {
-    /// Opens the file and reads past its header.
+    /// Opens the file and reads past its header; timestamps come out minus `origin`
+    /// (the first row's, from [`scan`]).
     ///
     /// # Errors
     /// When the file cannot be read or its header is wrong.
-    pub fn open(source: &TraceSource) -> Result<Self, TraceError> {
+    pub fn open(source: &TraceSource, origin: f64) -> Result<Self, TraceError> {
         let file = source.name();
         let mut reader = source.open()?;
         let mut buf = String::new();
@@ -373,6 +445,7 @@ impl RequestReader {
             kind,
             file,
             line_no: 1,
+            origin,
         })
     }
 
@@ -396,7 +469,7 @@ impl RequestReader {
                 TraceKind::Requests { tokens: true } => Some((row.a as u32, row.b)),
                 _ => None,
             };
-            return Ok(Some((row.t, tokens)));
+            return Ok(Some((row.t - self.origin, tokens)));
         }
     }
 }
@@ -418,14 +491,14 @@ mod tests {
         std::fs::File::create(&path)
             .and_then(|mut f| f.write_all(text.as_bytes()))
             .expect("writes");
-        let r = scan(&TraceSource::Path(path.clone()));
+        let r = scan(&TraceSource::Path(path.clone()), u64::MAX);
         let _ = std::fs::remove_file(path);
         r
     }
 
     #[test]
     fn the_embedded_trace_is_a_checked_per_request_trace_with_tokens() {
-        let info = scan(&TraceSource::Embedded).expect("valid");
+        let info = scan(&TraceSource::Embedded, u64::MAX).expect("valid");
         assert_eq!(info.kind, TraceKind::Requests { tokens: true });
         assert_eq!(info.rows, 19_366);
         assert!((3_500.0..3_510.0).contains(&info.last_timestamp));
@@ -469,6 +542,45 @@ mod tests {
         );
         let e = scan_text("timestamp_seconds,input_tokens\n0,1\n").expect_err("no output");
         assert!(e.message.contains("missing column `output_tokens`"), "{e}");
+    }
+
+    #[test]
+    fn a_line_longer_than_the_cap_is_an_error_not_a_buffer() {
+        let long = format!(
+            "timestamp_seconds\n0\n{}\n1\n",
+            "1".repeat(MAX_LINE_BYTES + 1)
+        );
+        let e = scan_text(&long).expect_err("too long");
+        assert_eq!(e.line, 3);
+        assert!(e.message.starts_with("line longer than 4096 bytes"), "{e}");
+        // At the cap, with a CRLF ending, a line is fine (and a number).
+        let at_cap = format!("timestamp_seconds\r\n{}\r\n", "0".repeat(MAX_LINE_BYTES));
+        assert_eq!(scan_text(&at_cap).expect("valid").rows, 1);
+        // No line break at all, and longer than the cap.
+        let e = scan_text(&"7".repeat(3 * MAX_LINE_BYTES)).expect_err("too long");
+        assert_eq!(e.line, 1);
+    }
+
+    #[test]
+    fn scanning_stops_past_the_row_limit_even_on_blank_lines() {
+        let source = |text: String| TraceSource::Memory {
+            name: "m".into(),
+            bytes: text.into_bytes().into(),
+        };
+        let e = scan(
+            &source(format!("timestamp_seconds\n{}", "\n".repeat(20))),
+            10,
+        )
+        .expect_err("more lines than rows allowed");
+        assert_eq!(e.line, 12);
+        assert!(e.message.contains("--max-requests"), "{e}");
+        let rows: String = (0..10).map(|i| format!("{i}\n")).collect();
+        assert_eq!(
+            scan(&source(format!("timestamp_seconds\n{rows}")), 10)
+                .expect("fits")
+                .rows,
+            10
+        );
     }
 
     #[test]

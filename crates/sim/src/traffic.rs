@@ -8,9 +8,24 @@ use rand::rngs::ChaCha8Rng;
 use rand::{Rng as _, SeedableRng as _};
 use rand_distr::{Distribution as _, Exp1, Gamma};
 
-use crate::trace::{self, RequestReader, TraceError, TraceInfo, TraceKind, TraceSource};
-use crate::units::{format_duration, group_thousands, parse_duration, trim_float};
-use crate::{Error, Result};
+use crate::trace::{self, MAX_RATE, RequestReader, TraceError, TraceInfo, TraceKind, TraceSource};
+use crate::units::{format_duration, group_thousands, parse_duration, show_number, trim_float};
+use crate::{Error, Limits, Result};
+
+/// Range of the Gamma process's coefficient of variation. Past 10 the shape
+/// `1/CV²` is so small that most gaps underflow to 0 s and the mean rate is lost (and
+/// at 1e150 the shape is 0, which is no distribution); below 0.01 the gaps are regular
+/// to a part in 10⁴ already.
+pub const GAMMA_CV: std::ops::RangeInclusive<f64> = 0.01..=10.0;
+
+/// Range of `--time-scale`: a 14-day trace in 20 minutes, or an hour stretched to 6 weeks.
+pub const TIME_SCALE: std::ops::RangeInclusive<f64> = 0.001..=1000.0;
+
+/// Most times the traffic is played back to back.
+pub const MAX_LOOPS: u32 = 100_000;
+
+/// Most envelope windows walked in a run (rows × loops): a few seconds of work.
+pub const MAX_WINDOWS_PLAYED: u64 = 1_000_000_000;
 
 /// One request: when it arrives (seconds from the start) and its size in tokens.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,14 +56,45 @@ impl ArrivalProcess {
             let cv: f64 = v.parse().map_err(|_| {
                 format!("gamma: the coefficient of variation `{v}` is not a number")
             })?;
-            if !(cv.is_finite() && cv > 0.0) {
-                return Err("gamma: the coefficient of variation must be positive".into());
-            }
-            return Ok(Self::Gamma { cv });
+            let process = Self::Gamma { cv };
+            process.check()?;
+            return Ok(process);
         }
         Err(format!(
             "unknown arrival process `{s}`: use `poisson` or `gamma:CV` (e.g. gamma:2)"
         ))
+    }
+
+    /// Checks the parameters (the variants are public, so a value can be built without
+    /// [`ArrivalProcess::parse`]).
+    ///
+    /// # Errors
+    /// A coefficient of variation outside [`GAMMA_CV`].
+    pub fn check(self) -> std::result::Result<(), String> {
+        match self {
+            Self::Poisson => Ok(()),
+            Self::Gamma { cv } if GAMMA_CV.contains(&cv) => Ok(()),
+            Self::Gamma { cv } => Err(format!(
+                "gamma: the coefficient of variation must be from {} to {}, found {}",
+                GAMMA_CV.start(),
+                GAMMA_CV.end(),
+                show_number(cv)
+            )),
+        }
+    }
+
+    /// The distribution of the gaps between arrivals, in units of the mean gap.
+    fn gaps(self) -> std::result::Result<Option<Gamma<f64>>, String> {
+        self.check()?;
+        match self {
+            Self::Poisson => Ok(None),
+            Self::Gamma { cv } => {
+                let k = 1.0 / (cv * cv);
+                Gamma::new(k, 1.0 / k)
+                    .map(Some)
+                    .map_err(|e| format!("gamma: CV {cv}: {e}"))
+            }
+        }
     }
 
     fn describe(self) -> String {
@@ -128,10 +174,13 @@ impl Pattern {
             let r: f64 = v.parse().map_err(|_| {
                 format!("pattern `{kind}`: {k}=`{v}` is not a number of requests per second")
             })?;
-            if r.is_finite() && r >= 0.0 {
+            if r.is_finite() && (0.0..=MAX_RATE).contains(&r) {
                 Ok(r)
             } else {
-                Err(format!("pattern `{kind}`: {k} must be 0 or more"))
+                Err(format!(
+                    "pattern `{kind}`: {k} must be from 0 to {} requests per second, found {v}",
+                    group_thousands(MAX_RATE as u64)
+                ))
             }
         };
         let time = |k: &str, default: f64| -> std::result::Result<f64, String> {
@@ -288,6 +337,8 @@ pub struct TrafficOptions {
     pub seed: u64,
     /// Stops the traffic here (seconds after scaling); patterns run this long.
     pub duration: Option<f64>,
+    /// Bounds on the traffic's length and requests.
+    pub limits: Limits,
 }
 
 impl Default for TrafficOptions {
@@ -298,6 +349,7 @@ impl Default for TrafficOptions {
             arrivals: ArrivalProcess::Poisson,
             seed: 1,
             duration: None,
+            limits: Limits::DEFAULT,
         }
     }
 }
@@ -315,7 +367,8 @@ impl TokenMix {
     pub fn embedded() -> Arc<TokenMix> {
         static MIX: OnceLock<Arc<TokenMix>> = OnceLock::new();
         MIX.get_or_init(|| {
-            let info = trace::scan(&TraceSource::Embedded).expect("the embedded trace is valid");
+            let info =
+                trace::scan(&TraceSource::Embedded, u64::MAX).expect("the embedded trace is valid");
             Arc::new(TokenMix {
                 pairs: info.token_sample,
                 origin: "token sizes of the embedded Azure conversation trace".into(),
@@ -378,26 +431,40 @@ impl Traffic {
     /// # Errors
     /// A bad traffic file (`file:line: message`), pattern or option.
     pub fn prepare(spec: &TrafficSpec, options: TrafficOptions) -> Result<Traffic> {
-        if !(options.time_scale.is_finite() && options.time_scale > 0.0) {
-            return Err(Error::Traffic(
-                "--time-scale must be a positive number".into(),
-            ));
+        if !TIME_SCALE.contains(&options.time_scale) {
+            return Err(Error::Traffic(format!(
+                "--time-scale must be from {} to {}, found {}",
+                TIME_SCALE.start(),
+                TIME_SCALE.end(),
+                show_number(options.time_scale)
+            )));
         }
-        if options.loops == 0 {
-            return Err(Error::Traffic("--loop must be at least 1".into()));
+        if !(1..=MAX_LOOPS).contains(&options.loops) {
+            return Err(Error::Traffic(format!(
+                "--loop must be from 1 to {}, found {}",
+                group_thousands(u64::from(MAX_LOOPS)),
+                options.loops
+            )));
         }
+        if let Some(d) = options.duration
+            && !(d.is_finite() && d > 0.0)
+        {
+            return Err(Error::Traffic(format!(
+                "--duration must be positive, found {}",
+                format_duration(d)
+            )));
+        }
+        options.arrivals.check().map_err(Error::Traffic)?;
+        let limits = options.limits;
         let scale = options.time_scale;
         let loops = f64::from(options.loops);
         let (source, mut description, natural, expected, mix) = match spec {
             TrafficSpec::Trace(src) => {
-                let info = trace::scan(src)?;
+                let info = trace::scan(src, limits.max_requests)?;
                 match info.kind {
                     TraceKind::Requests { tokens } => {
-                        let period = if info.last_timestamp > 0.0 {
-                            info.last_timestamp.ceil()
-                        } else {
-                            1.0
-                        };
+                        let span = info.last_timestamp - info.first_timestamp;
+                        let period = if span > 0.0 { span.ceil() } else { 1.0 };
                         let mix = if tokens {
                             Arc::new(TokenMix {
                                 pairs: info.token_sample.clone(),
@@ -407,10 +474,18 @@ impl Traffic {
                             TokenMix::embedded()
                         };
                         let d = format!(
-                            "trace {} ({} requests over {}{})",
+                            "trace {} ({} requests over {}{}{})",
                             src.name(),
                             group_thousands(info.rows),
                             format_duration(period),
+                            if info.first_timestamp > 0.0 {
+                                format!(
+                                    "; times relative to the first row's {} s",
+                                    trim_float(info.first_timestamp, 3)
+                                )
+                            } else {
+                                String::new()
+                            },
                             if tokens {
                                 ""
                             } else {
@@ -428,6 +503,19 @@ impl Traffic {
                     }
                     TraceKind::Envelope => {
                         let w = &info.windows;
+                        // Every window is walked once per loop, requests or not.
+                        let played = (w.len() as u64).saturating_mul(u64::from(options.loops));
+                        if played > MAX_WINDOWS_PLAYED {
+                            return Err(Error::Traffic(format!(
+                                "--loop {} plays {} windows of {} ({} per pass), more than {}: \
+                                 play it fewer times",
+                                options.loops,
+                                group_thousands(played),
+                                src.name(),
+                                group_thousands(w.len() as u64),
+                                group_thousands(MAX_WINDOWS_PLAYED)
+                            )));
+                        }
                         let step = if w.len() > 1 { w[1].0 - w[0].0 } else { 1.0 };
                         let windows: Vec<(f64, f64, f64)> = w
                             .iter()
@@ -462,9 +550,11 @@ impl Traffic {
             TrafficSpec::Pattern(text) => {
                 let (pattern, span) = Pattern::parse(text, options.duration.map(|d| d / scale))
                     .map_err(Error::Traffic)?;
-                if span <= 0.0 {
+                if !(span.is_finite() && span > 0.0) {
                     return Err(Error::Traffic("--duration must be positive".into()));
                 }
+                // Before anything walks the pattern's windows: its length bounds them.
+                check_length(span * scale * loops, &limits)?;
                 let d = format!(
                     "pattern {} for {} ({})",
                     pattern.describe(),
@@ -489,6 +579,16 @@ impl Traffic {
             expected *= d / natural;
             horizon = d;
             description.push_str(&format!(", first {}", format_duration(d)));
+        }
+        check_length(horizon, &limits)?;
+        if expected > limits.max_requests as f64 {
+            return Err(Error::Limit {
+                what: "the traffic has about".into(),
+                amount: format!("{} requests", group_thousands_f(expected)),
+                limit: group_thousands(limits.max_requests),
+                advice: "shorten it with --duration, ".into(),
+                flag: "--max-requests",
+            });
         }
         if scale != 1.0 {
             description.push_str(&format!(", time ×{}", trim_float(scale, 3)));
@@ -519,7 +619,8 @@ impl Traffic {
         let scale = self.options.time_scale;
         let kind = match &self.source {
             Source::Replay { info, period } => ArrivalsKind::Replay {
-                reader: RequestReader::open(&info.source)?,
+                reader: RequestReader::open(&info.source, info.first_timestamp)?,
+                origin: info.first_timestamp,
                 source: info.source.clone(),
                 loop_index: 0,
                 period: *period,
@@ -528,12 +629,12 @@ impl Traffic {
                 Shape::Windows(windows.clone()),
                 *span,
                 self.options.arrivals,
-            )),
+            )?),
             Source::Pattern { pattern, span } => ArrivalsKind::Rate(RateGen::new(
                 Shape::Pattern(*pattern),
                 *span,
                 self.options.arrivals,
-            )),
+            )?),
         };
         Ok(Arrivals {
             kind,
@@ -547,14 +648,56 @@ impl Traffic {
     }
 }
 
-/// ∫ rate over one pass of a pattern.
+/// Refuses traffic longer than the limit (`horizon`: seconds after scaling, loops
+/// included).
+fn check_length(horizon: f64, limits: &Limits) -> Result<()> {
+    if horizon > limits.max_seconds {
+        return Err(Error::Limit {
+            what: "the traffic lasts".into(),
+            amount: format_duration(horizon),
+            limit: format_duration(limits.max_seconds),
+            advice: "shorten it with --duration, --loop or --time-scale, ".into(),
+            flag: "--max-simulated-time",
+        });
+    }
+    Ok(())
+}
+
+/// A count for messages: grouped digits, or `1.2e15` past what a u64 holds.
+fn group_thousands_f(x: f64) -> String {
+    if x < 1e18 {
+        group_thousands(x.round() as u64)
+    } else {
+        format!("{x:.1e}")
+    }
+}
+
+/// ∫ rate over one pass of a pattern, in closed form (no walk over its windows, whatever
+/// its length).
 fn integrate(p: &Pattern, span: f64) -> f64 {
     match *p {
+        Pattern::Constant { rate } => rate * span,
+        Pattern::Step { from, to, at } => {
+            let at = at.clamp(0.0, span);
+            from * at + to * (span - at)
+        }
         Pattern::Ramp { from, to } => (from + to) / 2.0 * span,
-        _ => {
-            let n = span.ceil().max(1.0) as u64;
-            let dt = span / n as f64;
-            (0..n).map(|i| p.rate_at((i as f64 + 0.5) * dt) * dt).sum()
+        Pattern::Spike {
+            base,
+            peak,
+            at,
+            len,
+        } => {
+            let overlap = (at + len).clamp(0.0, span) - at.clamp(0.0, span);
+            base * span + (peak - base) * overlap
+        }
+        Pattern::Sine {
+            mean,
+            amplitude,
+            period,
+        } => {
+            let w = std::f64::consts::TAU / period;
+            mean * span - amplitude * (w * span).sin() / w
         }
     }
 }
@@ -633,14 +776,8 @@ struct RateGen {
 }
 
 impl RateGen {
-    fn new(shape: Shape, span: f64, process: ArrivalProcess) -> Self {
-        let gamma = match process {
-            ArrivalProcess::Poisson => None,
-            ArrivalProcess::Gamma { cv } => {
-                let k = 1.0 / (cv * cv);
-                Some(Gamma::new(k, 1.0 / k).expect("shape and scale are positive"))
-            }
-        };
+    fn new(shape: Shape, span: f64, process: ArrivalProcess) -> Result<Self> {
+        let gamma = process.gaps().map_err(Error::Traffic)?;
         let mut g = Self {
             shape,
             span,
@@ -656,7 +793,7 @@ impl RateGen {
         };
         g.windows_per_loop = g.pattern_windows().max(1);
         g.done = !g.load(0, u32::MAX);
-        g
+        Ok(g)
     }
 
     /// Loads window `index` (over all loops); false past the last loop.
@@ -720,6 +857,8 @@ impl RateGen {
 enum ArrivalsKind {
     Replay {
         reader: RequestReader,
+        /// The first row's timestamp, subtracted from every row's.
+        origin: f64,
         source: TraceSource,
         loop_index: u32,
         period: f64,
@@ -751,6 +890,7 @@ impl Arrivals {
             }
             ArrivalsKind::Replay {
                 reader,
+                origin,
                 source,
                 loop_index,
                 period,
@@ -769,7 +909,7 @@ impl Arrivals {
                         if *loop_index >= self.loops {
                             return None;
                         }
-                        match RequestReader::open(source) {
+                        match RequestReader::open(source, *origin) {
                             Ok(r) => *reader = r,
                             Err(e) => {
                                 self.error = Some(e);
@@ -862,6 +1002,92 @@ mod tests {
         assert_eq!(b.len(), 2 * a.len());
         assert_eq!(b[1].t, a[1].t * 0.5);
         assert_eq!((b[1].input, b[1].output), (a[1].input, a[1].output));
+    }
+
+    #[test]
+    fn gamma_parameters_out_of_range_are_errors_not_panics() {
+        for cv in [1e-300, 1e300, 0.0, -1.0, f64::NAN, f64::INFINITY, 1e5] {
+            let opts = TrafficOptions {
+                arrivals: ArrivalProcess::Gamma { cv },
+                ..TrafficOptions::default()
+            };
+            let e = Traffic::prepare(&TrafficSpec::Pattern("constant:rate=1".into()), opts)
+                .expect_err("out of range");
+            assert!(
+                e.to_string().contains("must be from 0.01 to 10"),
+                "{cv}: {e}"
+            );
+            assert!(
+                ArrivalProcess::parse(&format!("gamma:{cv}")).is_err(),
+                "{cv}"
+            );
+        }
+        // The generator checks too, for a process built past `prepare`.
+        let shape = Shape::Pattern(Pattern::Constant { rate: 1.0 });
+        assert!(RateGen::new(shape, 10.0, ArrivalProcess::Gamma { cv: 1e300 }).is_err());
+        assert!(ArrivalProcess::parse("gamma:10").is_ok());
+    }
+
+    #[test]
+    fn the_closed_form_integral_matches_the_sum_over_windows() {
+        for (spec, span) in [
+            ("sine:mean=10,amplitude=4,period=17m", 3600.0),
+            ("step:from=3,to=7,at=100", 1000.5),
+            ("spike:base=1,peak=9,at=300,for=200", 400.0),
+            ("constant:rate=2.5", 99.0),
+        ] {
+            let (p, _) = Pattern::parse(spec, Some(span)).expect("valid");
+            let n = (span * 100.0).ceil() as u64;
+            let dt = span / n as f64;
+            let sum: f64 = (0..n).map(|i| p.rate_at((i as f64 + 0.5) * dt) * dt).sum();
+            let exact = integrate(&p, span);
+            assert!(
+                (sum - exact).abs() < 1e-3 * exact,
+                "{spec}: {sum} vs {exact}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_envelope_played_too_many_times_is_refused() {
+        let rows: String = (0..20_000).map(|i| format!("{i}e-6,0\n")).collect();
+        let source = TraceSource::Memory {
+            name: "tiny-windows".into(),
+            bytes: format!("timestamp_seconds,requests_per_second\n{rows}")
+                .into_bytes()
+                .into(),
+        };
+        let opts = TrafficOptions {
+            loops: 100_000,
+            ..TrafficOptions::default()
+        };
+        let e = Traffic::prepare(&TrafficSpec::Trace(source), opts).expect_err("too many");
+        assert!(
+            e.to_string()
+                .contains("plays 2,000,000,000 windows of tiny-windows (20,000 per pass)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_trace_of_unix_times_starts_at_its_first_row() {
+        let text =
+            "timestamp_seconds,input_tokens,output_tokens\n1700000000,10,5\n1700000030,10,5\n";
+        let t = Traffic::prepare(
+            &TrafficSpec::Trace(TraceSource::Memory {
+                name: "epoch".into(),
+                bytes: text.as_bytes().into(),
+            }),
+            TrafficOptions::default(),
+        )
+        .expect("valid");
+        assert_eq!(t.horizon, 30.0);
+        assert!(
+            t.description
+                .contains("relative to the first row's 1700000000 s")
+        );
+        let times: Vec<f64> = all(&t).iter().map(|r| r.t).collect();
+        assert_eq!(times, vec![0.0, 30.0]);
     }
 
     #[test]

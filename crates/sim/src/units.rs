@@ -94,13 +94,24 @@ pub fn parse_duration(text: &str) -> Result<f64, String> {
         total += value * scale;
         rest = tail;
     }
-    Ok(total)
+    // `999…9d` parses to infinity (or a number no run could reach): refuse it here, so
+    // that every duration downstream is a finite number of seconds.
+    if total.is_finite() {
+        Ok(total)
+    } else {
+        Err(format!("invalid duration {text:?}: too large"))
+    }
 }
 
 /// Formats seconds compactly: `850ms`, `12.5s`, `4m05s`, `2h03m`, `14d02h`.
 pub fn format_duration(secs: f64) -> String {
     if !secs.is_finite() {
         return "∞".into();
+    }
+    // Past a million years `as u64` below would not hold the days (messages about
+    // absurd lengths print them).
+    if secs >= 1e13 {
+        return format!("{}s", show_number(secs));
     }
     if secs < 1.0 {
         if secs == 0.0 {
@@ -147,6 +158,25 @@ pub fn trim_float(x: f64, digits: usize) -> String {
     }
 }
 
+/// A number as a user may have typed it: plain when moderate, else in `1e300` form (a
+/// message should not print 300 digits).
+pub fn show_number(x: f64) -> String {
+    if x == 0.0 || (1e-3..1e9).contains(&x.abs()) {
+        return format!("{x}");
+    }
+    // Four significant digits, trailing zeros dropped: `1e300`, `9.99e289`.
+    let text = format!("{x:.3e}");
+    match text.split_once('e') {
+        Some((mantissa, exp)) if mantissa.contains('.') => {
+            format!(
+                "{}e{exp}",
+                mantissa.trim_end_matches('0').trim_end_matches('.')
+            )
+        }
+        _ => text,
+    }
+}
+
 /// Groups thousands: `1234567` → `1,234,567`.
 pub fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -175,6 +205,13 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("-3s").is_err());
         assert!(parse_duration("").is_err());
+        let huge = format!("{}d", "9".repeat(400));
+        assert!(
+            parse_duration(&huge)
+                .expect_err("overflows")
+                .contains("too large")
+        );
+        assert!(parse_duration(&"9".repeat(400)).is_err());
     }
 
     #[test]
@@ -186,5 +223,9 @@ mod tests {
         assert_eq!(format_duration(14.0 * 86_400.0), "14d");
         assert_eq!(group_thousands(1_234_567), "1,234,567");
         assert_eq!(group_thousands(12), "12");
+        assert_eq!(show_number(1e300), "1e300");
+        assert_eq!(show_number(9.999995397314989e289), "1e290");
+        assert_eq!(show_number(1.25e-7), "1.25e-7");
+        assert_eq!(show_number(42.5), "42.5");
     }
 }

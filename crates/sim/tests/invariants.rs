@@ -130,7 +130,7 @@ fn below_capacity_latency_equals_service_time() {
     }
     let got = s.ttft.p99.expect("completed requests");
     assert!((got - ttft).abs() / ttft < 0.02, "TTFT {got} vs {ttft}");
-    assert_eq!(s.slo_attainment, 1.0);
+    assert_eq!(s.slo_attainment, Some(1.0));
     assert_eq!(s.mean_queue_wait, 0.0);
 }
 
@@ -230,7 +230,11 @@ fn a_zero_second_pipeline_and_sync_is_an_ideal_controller() {
     // The controller read exactly the state of the moment it decided.
     let mut compared = 0;
     for r in &out.series.rows {
-        if r.starting == 0 && r.draining == 0 && r.ready > 0 && r.metrics[0].is_finite() {
+        // Rows at syncs (whole seconds): the last row is at the moment the last request
+        // completed, after the last sync.
+        let at_sync = r.t.fract() == 0.0;
+        if at_sync && r.starting == 0 && r.draining == 0 && r.ready > 0 && r.metrics[0].is_finite()
+        {
             let truth = r.running as f64 / f64::from(r.ready);
             assert!(
                 (r.metrics[0] - truth).abs() <= 0.0011,
@@ -386,4 +390,104 @@ fn a_metric_the_model_does_not_produce_is_refused_before_running() {
         "{text}"
     );
     assert!(text.contains("vllm:num_requests_waiting"), "{text}");
+}
+
+#[test]
+fn a_run_lasts_until_its_last_request_completes_and_pays_for_it() {
+    // A burst: 40 requests in the first second, each 1,000 decode steps (30 s or more).
+    let mut text = String::from("timestamp_seconds,input_tokens,output_tokens\n");
+    for i in 0..40 {
+        text.push_str(&format!("{},400,1001\n", f64::from(i) / 40.0));
+    }
+    let traffic = Traffic::prepare(
+        &TrafficSpec::Trace(TraceSource::Path(temp_file("burst.csv", &text))),
+        TrafficOptions::default(),
+    )
+    .expect("valid");
+    assert_eq!(traffic.horizon, 1.0);
+    let cfg = SimConfig {
+        initial_replicas: Some(2),
+        ..SimConfig::new(Model::default_model())
+    };
+    let out = run(
+        &pods_policy("vllm:num_requests_running", "40", 2, 2),
+        &traffic,
+        &cfg,
+    );
+    accounted(&out);
+    let s = &out.summary;
+    assert_eq!(s.completed, 40, "{s:?}");
+    // Every request took 1,000 steps of at least 30 ms: the run went on past them.
+    let slowest = s.latency.p99.expect("completed");
+    assert!(slowest >= 30.0, "{s:?}");
+    assert!(s.simulated_seconds >= slowest, "{s:?}");
+    assert!(s.simulated_seconds < traffic.horizon + podscale_sim::DRAIN_LIMIT);
+    // Two replicas the whole time, drain included, and the series reaches the end.
+    assert!(
+        (s.replica_seconds - 2.0 * s.simulated_seconds).abs() < 0.01,
+        "{s:?}"
+    );
+    let last = out.series.rows.last().expect("rows");
+    assert!(
+        (last.t - s.simulated_seconds).abs() < 1e-3,
+        "{} vs {s:?}",
+        last.t
+    );
+    // The oracle is the traffic's, not stretched by the drain: the policy pays more.
+    assert!(s.oracle_ratio > 1.0, "{s:?}");
+}
+
+#[test]
+fn the_request_limit_is_checked_while_running_too() {
+    let traffic = pattern("constant:rate=5", 600.0, 1);
+    let cfg = SimConfig {
+        limits: podscale_sim::Limits {
+            max_requests: 1000,
+            ..podscale_sim::Limits::DEFAULT
+        },
+        ..SimConfig::new(Model::default_model())
+    };
+    let oracle = Oracle::calibrate(
+        &ServerParams::from_model(&cfg.model),
+        &traffic.mix,
+        &cfg.slo,
+        cfg.seed,
+    );
+    let err = podscale_sim::run(&Policy::embedded(), &traffic, &cfg, oracle, &mut |_| {})
+        .expect_err("about 3,000 requests");
+    assert!(
+        matches!(
+            err,
+            Error::Limit {
+                flag: "--max-requests",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().starts_with(
+            "the traffic generated more than 1,000 requests, more than the limit of 1,000"
+        ),
+        "{err}"
+    );
+    // And before running, from the expected count.
+    let err = Traffic::prepare(
+        &TrafficSpec::Pattern("constant:rate=5".into()),
+        TrafficOptions {
+            duration: Some(600.0),
+            limits: cfg.limits,
+            ..TrafficOptions::default()
+        },
+    )
+    .expect_err("3,000 expected");
+    assert!(err.to_string().contains("about 3,000 requests"), "{err}");
+}
+
+#[test]
+fn an_io_error_prints_its_cause_once() {
+    let err = Policy::load("/nonexistent/hpa.yaml").expect_err("no file");
+    assert_eq!(err.to_string(), "cannot read /nonexistent/hpa.yaml");
+    let source = std::error::Error::source(&err).expect("the OS error is the source");
+    assert!(source.to_string().contains("No such file"), "{source}");
 }
