@@ -263,7 +263,9 @@ enum Frame {
     },
     Map {
         entries: Vec<(Key, Built)>,
-        seen: HashSet<String>,
+        /// The keys so far, once the mapping is large enough for a set to beat a
+        /// scan of `entries` (most mappings are small: no set, no key copies).
+        seen: Option<HashSet<String>>,
         pending: Option<Key>,
         tally: Tally,
         pos: Pos,
@@ -445,7 +447,7 @@ impl Builder {
                 budget.node();
                 self.stack.push(Frame::Map {
                     entries: Vec::new(),
-                    seen: HashSet::new(),
+                    seen: None,
                     pending: None,
                     tally: Tally::default(),
                     pos,
@@ -476,7 +478,7 @@ impl Builder {
                     ),
                     Frame::Map {
                         entries,
-                        seen,
+                        seen: _,
                         pending,
                         tally,
                         pos,
@@ -485,7 +487,7 @@ impl Builder {
                         if let Some(key) = pending {
                             return Err((key.pos, "mapping key without a value".into()));
                         }
-                        let (value, positions) = merge(entries, seen)?;
+                        let (value, positions) = merge(entries)?;
                         (
                             Built {
                                 value: Value::Object(value),
@@ -592,17 +594,33 @@ impl Builder {
     }
 
     fn key(&mut self, key: Key) -> std::result::Result<(), Failure> {
-        let Some(Frame::Map { seen, pending, .. }) = self.stack.last_mut() else {
+        let Some(Frame::Map {
+            entries,
+            seen,
+            pending,
+            ..
+        }) = self.stack.last_mut()
+        else {
             return Err((key.pos, "mapping key outside a mapping".into()));
         };
-        if !key.merge && !seen.insert(key.text.clone()) {
-            return Err((
-                key.pos,
-                format!(
-                    "key {} already set in map",
-                    crate::diagnostic::quote_short(&key.text)
-                ),
-            ));
+        if !key.merge {
+            let explicit = || entries.iter().filter(|(k, _)| !k.merge);
+            if seen.is_none() && entries.len() >= SET_FROM {
+                *seen = Some(explicit().map(|(k, _)| k.text.clone()).collect());
+            }
+            let duplicate = match seen {
+                Some(set) => !set.insert(key.text.clone()),
+                None => explicit().any(|(k, _)| k.text == key.text),
+            };
+            if duplicate {
+                return Err((
+                    key.pos,
+                    format!(
+                        "key {} already set in map",
+                        crate::diagnostic::quote_short(&key.text)
+                    ),
+                ));
+            }
         }
         *pending = Some(key);
         Ok(())
@@ -619,17 +637,18 @@ impl Builder {
     }
 }
 
+/// Entries from which a mapping's duplicate-key check uses a set rather than a scan.
+const SET_FROM: usize = 16;
+
 /// The positions of a mapping's entries, by key.
 type KeyedPositions = Vec<(Box<str>, PosNode)>;
 
 const NOT_JSON: &str = "value cannot be represented in JSON (infinity or NaN)";
 
 /// A mapping's entries with its `<<` merge keys expanded: explicit keys win over merged
-/// ones, earlier merge sources over later ones (the YAML merge-key spec). `seen` holds
-/// the explicit keys.
+/// ones, earlier merge sources over later ones (the YAML merge-key spec).
 fn merge(
     entries: Vec<(Key, Built)>,
-    mut seen: HashSet<String>,
 ) -> std::result::Result<(Map<String, Value>, KeyedPositions), Failure> {
     let mut map = Map::new();
     let mut positions = Vec::with_capacity(entries.len());
@@ -661,7 +680,8 @@ fn merge(
                 continue;
             };
             for (k, p) in pos.into_entries().unwrap_or_default() {
-                if seen.insert(k.to_string())
+                // `map` holds the explicit keys and those merged so far, which win.
+                if !map.contains_key(&*k)
                     && let Some(v) = inner.remove(&*k)
                 {
                     map.insert(k.to_string(), v);
