@@ -47,7 +47,7 @@ use granit_parser::{Event, Parser, ScalarStyle, Span, Tag};
 use serde_json::{Map, Number, Value};
 
 use crate::limits;
-use crate::position::{Pos, PosNode, Positions};
+use crate::position::{self, Pos, PosNode, Positions};
 use crate::{ManifestError, Result};
 
 /// Deepest nesting one document may reach once aliases are expanded.
@@ -388,6 +388,7 @@ fn allowed_alias_ratio(decoded: u64) -> f64 {
 struct Builder {
     stack: Vec<Frame>,
     anchors: HashMap<usize, Anchored>,
+    keys: Interner,
     root: Option<Built>,
 }
 
@@ -487,7 +488,7 @@ impl Builder {
                         if let Some(key) = pending {
                             return Err((key.pos, "mapping key without a value".into()));
                         }
-                        let (value, positions) = merge(entries)?;
+                        let (value, positions) = merge(entries, &mut self.keys)?;
                         (
                             Built {
                                 value: Value::Object(value),
@@ -641,7 +642,22 @@ impl Builder {
 const SET_FROM: usize = 16;
 
 /// The positions of a mapping's entries, by key.
-type KeyedPositions = Vec<(Box<str>, PosNode)>;
+type KeyedPositions = Vec<(position::Key, PosNode)>;
+
+/// Hands out one shared copy of each distinct key (see [`position::Key`]).
+#[derive(Debug, Default)]
+struct Interner(HashSet<position::Key>);
+
+impl Interner {
+    fn get(&mut self, text: &str) -> position::Key {
+        if let Some(key) = self.0.get(text) {
+            return position::Key::clone(key);
+        }
+        let key = position::Key::from(text);
+        self.0.insert(position::Key::clone(&key));
+        key
+    }
+}
 
 const NOT_JSON: &str = "value cannot be represented in JSON (infinity or NaN)";
 
@@ -649,6 +665,7 @@ const NOT_JSON: &str = "value cannot be represented in JSON (infinity or NaN)";
 /// ones, earlier merge sources over later ones (the YAML merge-key spec).
 fn merge(
     entries: Vec<(Key, Built)>,
+    keys: &mut Interner,
 ) -> std::result::Result<(Map<String, Value>, KeyedPositions), Failure> {
     let mut map = Map::new();
     let mut positions = Vec::with_capacity(entries.len());
@@ -657,7 +674,7 @@ fn merge(
         if key.merge {
             sources.push((key.pos, built));
         } else {
-            positions.push((Box::from(key.text.as_str()), built.pos));
+            positions.push((keys.get(&key.text), built.pos));
             map.insert(key.text, built.value);
         }
     }

@@ -93,6 +93,10 @@ impl Packed {
     }
 }
 
+/// A mapping key as positions store it: shared, since the same keys recur across a
+/// large document (every item of a 100 000-item list has the same few keys).
+pub(crate) type Key = std::sync::Arc<str>;
+
 /// The position of one node and of its children, mirroring the JSON value's shape.
 ///
 /// A tree rather than a map from path strings: a path repeats every ancestor key, so a
@@ -110,7 +114,7 @@ enum Children {
     Scalar,
     Seq(Vec<PosNode>),
     /// In document order (explicit keys, then keys merged in with `<<`).
-    Map(Vec<(Box<str>, PosNode)>),
+    Map(Vec<(Key, PosNode)>),
 }
 
 impl PosNode {
@@ -133,7 +137,7 @@ impl PosNode {
     }
 
     /// A mapping at `value` with these entries.
-    pub(crate) fn map(value: Pos, entries: Vec<(Box<str>, PosNode)>) -> Self {
+    pub(crate) fn map(value: Pos, entries: Vec<(Key, PosNode)>) -> Self {
         Self {
             value: Packed::new(value),
             key: Packed::NONE,
@@ -158,7 +162,7 @@ impl PosNode {
     }
 
     /// The entries of a mapping, to merge them into another (`<<`); `None` otherwise.
-    pub(crate) fn into_entries(self) -> Option<Vec<(Box<str>, PosNode)>> {
+    pub(crate) fn into_entries(self) -> Option<Vec<(Key, PosNode)>> {
         match self.children {
             Children::Map(entries) => Some(entries),
             _ => None,
