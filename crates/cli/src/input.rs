@@ -1,20 +1,17 @@
 //! Reading user files: JSON or YAML with positions, so every error names the file,
 //! line, column and field.
-use std::io::Read as _;
+use std::path::Path;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use serde::de::DeserializeOwned;
 
-/// Reads a file (`-` = standard input) to a string.
+/// Reads a file (`-` = standard input) to a string, refusing input over
+/// `PODSCALE_MAX_INPUT_BYTES` (see `podscale_manifest::limits`) without reading it all.
 pub fn read(path: &str) -> Result<String> {
     if path == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("cannot read standard input")?;
-        return Ok(s);
+        return Ok(podscale_manifest::read_stdin("standard input")?);
     }
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))
+    Ok(podscale_manifest::read_file(Path::new(path))?)
 }
 
 /// Reads a file (`-` = standard input) to bytes, at most `limit` of them: past it, an

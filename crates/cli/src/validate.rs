@@ -25,6 +25,12 @@ pub fn run(files: &[String]) -> Result<ExitCode> {
                 continue;
             }
         };
+        if docs.is_empty() {
+            // `kubectl apply -f empty.yaml`: `error: no objects passed to apply`, exit 1.
+            eprintln!("error: {file}: no objects passed to validate");
+            problems += 1;
+            continue;
+        }
         for doc in &docs {
             if doc.kind() != Some("HorizontalPodAutoscaler") {
                 eprintln!(

@@ -161,3 +161,169 @@ fn missing_files_are_reported_by_name() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("/nonexistent/scenario.yaml"));
 }
+
+/// A temporary file under the target directory (removed when dropped).
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(name: &str, contents: &[u8]) -> Self {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let path = dir.join(format!("{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).expect("writes");
+        Self(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn validate_refuses_an_empty_file_like_kubectl_apply() {
+    for (name, contents) in [
+        ("empty.yaml", ""),
+        ("comments.yaml", "# nothing here\n---\n"),
+    ] {
+        let file = TempFile::new(name, contents.as_bytes());
+        let out = podscale(&["validate", file.path()]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "error: {}: no objects passed to validate",
+                file.path()
+            )),
+            "{stderr}"
+        );
+    }
+    let out = podscale_stdin(&["validate", "-"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no objects passed to validate"));
+}
+
+/// The embedded example scenario as JSON, `n` times in one array.
+fn example_array(n: usize) -> String {
+    let example = include_str!("../src/example-scenario.yaml");
+    let docs = podscale_manifest::parse_documents(example, "example").expect("parses");
+    let one = serde_json::to_string_pretty(&docs[0].value).expect("serializes");
+    format!("[\n{}\n]\n", vec![one; n].join(",\n"))
+}
+
+#[test]
+fn explain_reads_a_day_of_captured_decisions() {
+    // 3 000 scenarios (about 15 MB of JSON): more nodes than the old fixed budget of
+    // 250 000 that refused such files.
+    let file = TempFile::new("day.json", example_array(3000).as_bytes());
+    let out = podscale(&["explain", "-o", "json", file.path()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let outputs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(outputs.as_array().map(Vec::len), Some(3000));
+    let out = podscale(&["validate", file.path()]);
+    // Scenarios are not HPAs: skipped, but read without a size error.
+    assert!(
+        !text(&out.stderr).contains("expands to"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn input_over_the_size_limit_is_refused_with_the_variable_to_raise_it() {
+    let file = TempFile::new("big.json", example_array(3).as_bytes());
+    let run = |limit: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_podscale"))
+            .args(args)
+            .env("PODSCALE_MAX_INPUT_BYTES", limit)
+            .output()
+            .expect("runs")
+    };
+    for args in [
+        &["explain", file.path()][..],
+        &["validate", file.path()][..],
+    ] {
+        let out = run("1000", args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "{}: input larger than 1000 bytes (set PODSCALE_MAX_INPUT_BYTES to raise the limit)",
+                file.path()
+            )),
+            "{stderr}"
+        );
+        assert!(run("100000", args).status.code() != Some(101));
+    }
+    assert!(run("100000", &["explain", file.path()]).status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_podscale"))
+        .args(["explain", "-"])
+        .env("PODSCALE_MAX_INPUT_BYTES", "1000")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // More than the limit; podscale stops reading, so a write may see a closed pipe.
+    let _ = stdin.write_all(&vec![b' '; 100_000]);
+    drop(stdin);
+    let out = child.wait_with_output().expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("standard input: input larger than 1000 bytes"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run("lots", &["explain", file.path()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("PODSCALE_MAX_INPUT_BYTES=\"lots\": expected a positive number of bytes"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_huge_invalid_value_is_cut_in_the_diagnostic() {
+    let huge = "9".repeat(5 << 20);
+    let manifest = format!(
+        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: web\nspec:\n  \
+         scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}\n  maxReplicas: 3\n  \
+         minReplicas: \"{huge}\"\n"
+    );
+    let file = TempFile::new("huge-value.yaml", manifest.as_bytes());
+    let out = podscale(&["validate", file.path()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.len() < 1000, "{} bytes of output", stdout.len());
+    assert!(stdout.contains("(5242880 bytes)"), "{stdout}");
+    let out = podscale(&["explain", file.path()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.len() < 2000,
+        "{} bytes of error",
+        out.stderr.len()
+    );
+}
+
+#[test]
+fn aliases_of_a_large_string_are_refused_quickly() {
+    let mut bomb = format!("big: &big \"{}\"\nuses:\n", "x".repeat(1 << 20));
+    bomb.push_str(&"- *big\n".repeat(2000));
+    let file = TempFile::new("bomb.yaml", bomb.as_bytes());
+    for command in ["validate", "explain"] {
+        let out = podscale(&[command, file.path()]);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            all.contains("copy more than 16777216 bytes of text"),
+            "{all}"
+        );
+    }
+}

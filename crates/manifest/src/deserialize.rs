@@ -8,6 +8,7 @@
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 
+use crate::diagnostic::{shorten, shorten_quoted};
 use crate::parse::Document;
 use crate::position;
 use crate::{ManifestError, Result};
@@ -22,12 +23,14 @@ pub fn deserialize<T: DeserializeOwned>(doc: &Document, file: &str) -> Result<T>
     serde_path_to_error::deserialize(&doc.value).map_err(|err| {
         let field = field_path(err.path());
         let pos = doc.positions.locate(&field);
+        // serde quotes the offending value whole; a huge one is cut (see `shorten`).
+        let message = err.into_inner().to_string();
         ManifestError::Deserialize {
             file: file.to_owned(),
             line: pos.line,
             column: pos.column,
-            field,
-            message: err.into_inner().to_string(),
+            field: shorten(&field).into_owned(),
+            message: shorten_quoted(&message).into_owned(),
         }
     })
 }
@@ -115,6 +118,19 @@ mod tests {
         assert_eq!(
             error("spec:\n  metrics: []\n"),
             "hpa.yaml:1:1: spec: missing field `maxReplicas`"
+        );
+    }
+
+    #[test]
+    fn a_huge_wrong_value_is_cut_in_the_message() {
+        let source = format!("spec:\n  maxReplicas: \"{}\"\n", "9".repeat(1 << 20));
+        let shown = error(&source);
+        assert_eq!(
+            shown,
+            format!(
+                "hpa.yaml:2:16: spec.maxReplicas: invalid type: string \"{}…\" (1048576 bytes), expected i32",
+                "9".repeat(100)
+            )
         );
     }
 

@@ -144,12 +144,20 @@ fn with_detail(head: &str, detail: &str) -> String {
 /// Longest rendering of an object or array value before it is shortened.
 const MAX_VALUE_CHARS: usize = 60;
 
-/// A bad value as `field.Error.ErrorBody` prints it.
+/// Characters of a long string kept in a message; the rest is counted, not shown, so
+/// a 50 MB value gives a one-line error.
+pub const MAX_SHOWN_CHARS: usize = 100;
+
+/// A bad value as `field.Error.ErrorBody` prints it (shortened when long).
 pub(crate) fn bad_value(value: &Value) -> String {
     match value {
-        Value::String(s) => quote(s),
+        Value::String(s) => quote_short(s),
         Value::Array(_) | Value::Object(_) => {
-            let json = value.to_string();
+            // Rendered through a writer that stops early: a huge object is never
+            // serialized whole just to be cut.
+            let mut out = Capped::new(MAX_VALUE_CHARS + 1);
+            let _ = serde_json::to_writer(&mut out, value);
+            let json = out.text;
             if json.chars().count() > MAX_VALUE_CHARS {
                 let head: String = json.chars().take(MAX_VALUE_CHARS - 3).collect();
                 format!("{head}...")
@@ -161,9 +169,110 @@ pub(crate) fn bad_value(value: &Value) -> String {
     }
 }
 
+/// Keeps the first `max` characters written to it, then refuses more.
+struct Capped {
+    text: String,
+    max: usize,
+}
+
+impl Capped {
+    fn new(max: usize) -> Self {
+        Self {
+            text: String::new(),
+            max,
+        }
+    }
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.text.chars().count() >= self.max {
+            return Err(std::io::Error::other("long enough"));
+        }
+        // serde_json writes whole UTF-8 sequences per call.
+        self.text.push_str(&String::from_utf8_lossy(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A string quoted as Go's `%q` would for printable text (JSON escaping otherwise).
 pub(crate) fn quote(s: &str) -> String {
     Value::String(s.to_owned()).to_string()
+}
+
+/// [`quote`] of a string shortened to [`MAX_SHOWN_CHARS`] characters, followed by its
+/// full size when shortened: `"aaaa…" (52428800 bytes)`.
+pub(crate) fn quote_short(s: &str) -> String {
+    match s.char_indices().nth(MAX_SHOWN_CHARS) {
+        None => quote(s),
+        Some((cut, _)) => format!("{} ({} bytes)", quote(&format!("{}…", &s[..cut])), s.len()),
+    }
+}
+
+/// A string for a message: unchanged when short, else its first [`MAX_SHOWN_CHARS`]
+/// characters then `… (N bytes)`.
+pub fn shorten(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(MAX_SHOWN_CHARS) {
+        None => std::borrow::Cow::Borrowed(s),
+        Some((cut, _)) => std::borrow::Cow::Owned(format!("{}… ({} bytes)", &s[..cut], s.len())),
+    }
+}
+
+/// A message from elsewhere (serde) with every long quoted part (`"…"` or `` `…` ``)
+/// shortened as [`quote_short`] does, keeping the words around it: serde echoes the
+/// whole offending value (`invalid type: string "<50 MB>", expected i32`).
+pub fn shorten_quoted(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.chars().count() <= 2 * MAX_SHOWN_CHARS {
+        return std::borrow::Cow::Borrowed(message);
+    }
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote_char = rest[open..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..=open]);
+        let body = &rest[open + 1..];
+        // The closing quote: the next one not escaped by a backslash (Debug escaping).
+        let mut close = None;
+        let mut escaped = false;
+        for (i, c) in body.char_indices() {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && quote_char == '"' {
+                escaped = true;
+            } else if c == quote_char {
+                close = Some(i);
+                break;
+            }
+        }
+        let end = close.unwrap_or(body.len());
+        let inner = &body[..end];
+        match inner.char_indices().nth(MAX_SHOWN_CHARS) {
+            None => out.push_str(inner),
+            Some((cut, _)) => {
+                out.push_str(&inner[..cut]);
+                out.push('…');
+                if close.is_some() {
+                    out.push(quote_char);
+                }
+                out.push_str(&format!(" ({} bytes)", inner.len()));
+                rest = close.map_or("", |c| &body[c + quote_char.len_utf8()..]);
+                continue;
+            }
+        }
+        match close {
+            Some(c) => {
+                out.push(quote_char);
+                rest = &body[c + quote_char.len_utf8()..];
+            }
+            None => rest = "",
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -201,6 +310,49 @@ mod tests {
         assert!(shown.ends_with("..."));
         assert_eq!(bad_value(&json!([1, 2])), "[1,2]");
         assert_eq!(bad_value(&json!(true)), "true");
+    }
+
+    #[test]
+    fn long_strings_are_cut_with_their_size() {
+        let huge = "x".repeat(50 << 20);
+        let shown = bad_value(&json!(huge));
+        assert_eq!(
+            shown,
+            format!("\"{}…\" (52428800 bytes)", "x".repeat(MAX_SHOWN_CHARS))
+        );
+        let big_object = json!({ "a": huge });
+        assert_eq!(bad_value(&big_object).chars().count(), MAX_VALUE_CHARS);
+        assert_eq!(bad_value(&json!("short")), "\"short\"");
+        // Multi-byte characters are cut on a character boundary.
+        let accents = "é".repeat(150);
+        assert_eq!(
+            shorten(&accents),
+            format!("{}… (300 bytes)", "é".repeat(MAX_SHOWN_CHARS))
+        );
+    }
+
+    #[test]
+    fn long_quoted_parts_of_foreign_messages_are_cut() {
+        let message = format!(
+            "invalid type: string \"{}\", expected i32",
+            "y".repeat(5000)
+        );
+        assert_eq!(
+            shorten_quoted(&message),
+            format!(
+                "invalid type: string \"{}…\" (5000 bytes), expected i32",
+                "y".repeat(MAX_SHOWN_CHARS)
+            )
+        );
+        let variant = format!("unknown variant `{}`, expected `Pods`", "z".repeat(300));
+        assert_eq!(
+            shorten_quoted(&variant),
+            format!(
+                "unknown variant `{}…` (300 bytes), expected `Pods`",
+                "z".repeat(MAX_SHOWN_CHARS)
+            )
+        );
+        assert_eq!(shorten_quoted("short \"message\""), "short \"message\"");
     }
 
     #[test]

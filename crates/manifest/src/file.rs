@@ -8,11 +8,11 @@
 
 use std::path::Path;
 
+use crate::Result;
 use crate::diagnostic::Diagnostic;
 use crate::parse::{Document, parse_documents};
 use crate::position::Pos;
 use crate::validation::{ValidationOptions, validate_hpa_with};
-use crate::{ManifestError, Result};
 
 /// What happened to one document of a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,8 +85,9 @@ impl FileReport {
 /// Reads `path` and validates every HPA in it with the default [`ValidationOptions`].
 ///
 /// # Errors
-/// [`ManifestError::Read`] when the file cannot be read (or is not UTF-8),
-/// [`ManifestError::Syntax`] when it is not valid YAML/JSON.
+/// [`ManifestError::Read`](crate::ManifestError::Read) when the file cannot be read (or is not UTF-8),
+/// [`ManifestError::TooLarge`](crate::ManifestError::TooLarge) past the input limit, [`ManifestError::Syntax`](crate::ManifestError::Syntax) when it
+/// is not valid YAML/JSON.
 pub fn validate_file(path: &Path) -> Result<FileReport> {
     validate_file_with(path, &ValidationOptions::default())
 }
@@ -97,17 +98,14 @@ pub fn validate_file(path: &Path) -> Result<FileReport> {
 /// As [`validate_file`].
 pub fn validate_file_with(path: &Path, options: &ValidationOptions) -> Result<FileReport> {
     let file = path.display().to_string();
-    let source = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
-        file: file.clone(),
-        source,
-    })?;
+    let source = crate::limits::read_file(path)?;
     validate_source(&source, &file, options)
 }
 
 /// Validates every HPA in `source`, labelling diagnostics with `file`.
 ///
 /// # Errors
-/// [`ManifestError::Syntax`] when `source` is not valid YAML/JSON.
+/// [`ManifestError::Syntax`](crate::ManifestError::Syntax) when `source` is not valid YAML/JSON.
 pub fn validate_source(
     source: &str,
     file: &str,
@@ -192,10 +190,10 @@ spec:
     #[test]
     fn a_missing_file_is_a_read_error() {
         let err = validate_file(Path::new("/nonexistent/hpa.yaml")).expect_err("must fail");
-        assert!(
-            err.to_string().starts_with("/nonexistent/hpa.yaml: "),
-            "{err}"
-        );
+        assert_eq!(err.to_string(), "cannot read /nonexistent/hpa.yaml");
+        // The reason is the source, once: not also in the message.
+        let reason = std::error::Error::source(&err).expect("has a source");
+        assert!(reason.to_string().contains("No such file"), "{reason}");
         assert!(err.position().is_none());
     }
 }

@@ -40,6 +40,7 @@
 pub mod deserialize;
 pub mod diagnostic;
 pub mod file;
+pub mod limits;
 pub mod parse;
 pub mod position;
 pub mod validation;
@@ -49,6 +50,7 @@ pub use diagnostic::Diagnostic;
 pub use file::{
     DocumentReport, FileReport, Outcome, validate_file, validate_file_with, validate_source,
 };
+pub use limits::{read_file, read_stdin};
 pub use parse::{Document, parse_documents};
 pub use position::{NodePosition, Pos, Positions};
 pub use validation::{ValidationOptions, validate_hpa, validate_hpa_with};
@@ -56,14 +58,37 @@ pub use validation::{ValidationOptions, validate_hpa, validate_hpa_with};
 /// Why a file could not be read, parsed or deserialized.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    /// The file could not be read.
-    #[error("{file}: {source}")]
+    /// The file could not be read. The operating system's reason is the error's
+    /// [`source`](std::error::Error::source), not repeated in its message, so
+    /// `{:#}` (anyhow) prints `cannot read FILE: REASON` once.
+    #[error("cannot read {file}")]
     Read {
         /// The file, as given.
         file: String,
         /// What the operating system said.
         #[source]
         source: std::io::Error,
+    },
+    /// The input is larger than [`limits::max_input_bytes`].
+    #[error(
+        "{file}: input larger than {limit} bytes (set {} to raise the limit)",
+        limits::MAX_INPUT_BYTES_ENV
+    )]
+    TooLarge {
+        /// The file, as given.
+        file: String,
+        /// Its size, or how much was read before giving up (at least `limit + 1`).
+        size: u64,
+        /// The limit in force.
+        limit: u64,
+    },
+    /// The input limit's environment variable does not hold a positive integer.
+    #[error("{variable}={value:?}: expected a positive number of bytes")]
+    Limit {
+        /// The variable ([`limits::MAX_INPUT_BYTES_ENV`]).
+        variable: &'static str,
+        /// Its value (shortened when long).
+        value: String,
     },
     /// The text is not valid YAML/JSON, or cannot become JSON.
     #[error("{file}:{line}:{column}: {message}")]
@@ -102,10 +127,10 @@ fn field_prefix(field: &str) -> String {
 }
 
 impl ManifestError {
-    /// Where in the file the problem is, when known (not for [`ManifestError::Read`]).
+    /// Where in the file the problem is, when known (not for reading problems).
     pub fn position(&self) -> Option<Pos> {
         match self {
-            Self::Read { .. } => None,
+            Self::Read { .. } | Self::TooLarge { .. } | Self::Limit { .. } => None,
             Self::Syntax { line, column, .. } | Self::Deserialize { line, column, .. } => {
                 Some(Pos::new(*line, *column))
             }

@@ -30,24 +30,26 @@
 //!
 //! Anchors and aliases work, as do `<<` merge keys (explicit keys win over merged ones,
 //! earlier merge sources over later ones, as the YAML merge-key spec says). Alias
-//! expansion is bounded in size and depth so a hostile file cannot blow up memory or
-//! the stack. A key given twice in one mapping is an error, as it is for kubectl
+//! expansion is bounded relative to the input (go-yaml v2's alias ratio for nodes, and
+//! the input's own size for bytes of text) and in depth, so a hostile file cannot blow
+//! up memory or the stack, while a large document without aliases is read whole. The
+//! input itself is bounded by [`crate::limits::max_input_bytes`].
+//!
+//! A key given twice in one mapping is an error, as it is for kubectl
 //! (`key "x" already set in map`). Mapping keys must be scalars; non-string ones are
 //! written as JSON strings (`1: a` has key `"1"`), as `sigs.k8s.io/yaml` does.
 //!
 //! Documents that are empty or just `null` are skipped (kubectl skips them too).
 
 use std::collections::{HashMap, HashSet};
-use std::rc::Rc;
 
 use granit_parser::{Event, Parser, ScalarStyle, Span, Tag};
 use serde_json::{Map, Number, Value};
 
-use crate::position::{self, NodePosition, Pos, Positions};
+use crate::limits;
+use crate::position::{self, Pos, PosNode, Positions};
 use crate::{ManifestError, Result};
 
-/// Most nodes one document may expand to (aliases included).
-const MAX_NODES: usize = 250_000;
 /// Deepest nesting one document may reach once aliases are expanded.
 const MAX_DEPTH: usize = 512;
 
@@ -108,11 +110,15 @@ impl Document {
 /// `file` is only used to label errors (`file:line:col: message`).
 ///
 /// # Errors
-/// A [`ManifestError::Syntax`] at the first syntax error anywhere in the stream (no
+/// [`ManifestError::TooLarge`] when `source` is longer than [`limits::max_input_bytes`];
+/// a [`ManifestError::Syntax`] at the first syntax error anywhere in the stream (no
 /// document is returned then), for a key given twice in one mapping, for a value JSON
 /// cannot represent (`.inf`, `.nan`, a mapping used as a key), for a scalar that does
-/// not fit its explicit tag, and for aliases that expand too far.
+/// not fit its explicit tag, and for aliases that expand too far (see [`limits`]).
+///
+/// [`limits`]: crate::limits
 pub fn parse_documents(source: &str, file: &str) -> Result<Vec<Document>> {
+    limits::check_size(source.len() as u64, file)?;
     let syntax = |pos: Pos, message: String| ManifestError::Syntax {
         file: file.to_owned(),
         line: pos.line,
@@ -122,6 +128,9 @@ pub fn parse_documents(source: &str, file: &str) -> Result<Vec<Document>> {
     let mut documents = Vec::new();
     let mut builder: Option<Builder> = None;
     let mut index = 0usize;
+    // One budget for the whole stream: a stream of many small alias bombs must not
+    // add up to a large one.
+    let mut budget = Budget::new(source.len());
     // Unresolved aliases come as events so the error can name the anchor.
     let options = granit_parser::options! { emit_unresolved_aliases: true };
     for event in Parser::new_from_str_with_options(source, options) {
@@ -135,14 +144,12 @@ pub fn parse_documents(source: &str, file: &str) -> Result<Vec<Document>> {
                 if let Some(done) = builder.take() {
                     let root = done.finish().map_err(|(pos, m)| syntax(pos, m))?;
                     if let Some(root) = root
-                        && !matches!(root.node.kind, Kind::Scalar(Scalar::Null))
+                        && !root.value.is_null()
                     {
-                        let (value, positions) =
-                            flatten(&root).map_err(|(pos, m)| syntax(pos, m))?;
                         documents.push(Document {
                             index,
-                            value,
-                            positions,
+                            value: root.value,
+                            positions: Positions::new(root.pos),
                         });
                     }
                 }
@@ -151,7 +158,8 @@ pub fn parse_documents(source: &str, file: &str) -> Result<Vec<Document>> {
             Event::StreamStart | Event::StreamEnd => {}
             other => {
                 if let Some(b) = builder.as_mut() {
-                    b.event(other, &span).map_err(|(pos, m)| syntax(pos, m))?;
+                    b.event(other, &span, &mut budget)
+                        .map_err(|(pos, m)| syntax(pos, m))?;
                 }
             }
         }
@@ -159,7 +167,7 @@ pub fn parse_documents(source: &str, file: &str) -> Result<Vec<Document>> {
     Ok(documents)
 }
 
-/// A problem found while building or flattening a document, before it gets its file.
+/// A problem found while building a document, before it gets its file.
 type Failure = (Pos, String);
 
 fn start(span: &Span) -> Pos {
@@ -177,26 +185,47 @@ enum Scalar {
     Str(String),
 }
 
-#[derive(Debug)]
-enum Kind {
-    Scalar(Scalar),
-    Seq(Vec<Child>),
-    Map(Vec<(Key, Child)>),
+impl Scalar {
+    /// Bytes of text the scalar holds (what an alias to it copies).
+    fn bytes(&self) -> u64 {
+        match self {
+            Scalar::Str(s) => s.len() as u64,
+            _ => 0,
+        }
+    }
 }
 
-#[derive(Debug)]
-struct Node {
-    kind: Kind,
-    /// Nesting depth of the node once aliases are expanded (1 for a scalar).
-    depth: usize,
-}
-
-/// A node where it is used: the shared node plus the position of this use (the alias
-/// token for an aliased node, the node itself otherwise).
+/// A finished node: its JSON value and positions, plus what copying it would cost.
 #[derive(Debug, Clone)]
-struct Child {
-    node: Rc<Node>,
-    pos: Pos,
+struct Built {
+    value: Value,
+    pos: PosNode,
+    /// Nesting depth (1 for a scalar).
+    depth: usize,
+    /// Nodes in the subtree, itself included.
+    nodes: u64,
+    /// Bytes of text (strings and keys) in the subtree.
+    bytes: u64,
+}
+
+impl Built {
+    fn scalar(value: Value, pos: Pos, bytes: u64) -> Self {
+        Self {
+            value,
+            pos: PosNode::scalar(pos),
+            depth: 1,
+            nodes: 1,
+            bytes,
+        }
+    }
+}
+
+/// What an anchor names. Scalars are kept unresolved to JSON, since an alias may
+/// use them as a key (`*k: v`) as well as a value.
+#[derive(Debug)]
+enum Anchored {
+    Scalar(Scalar),
+    Node(Built),
 }
 
 #[derive(Debug, Clone)]
@@ -207,65 +236,221 @@ struct Key {
     merge: bool,
 }
 
+/// Totals a subtree's depth, nodes and bytes as its children complete.
+#[derive(Debug, Default)]
+struct Tally {
+    depth: usize,
+    nodes: u64,
+    bytes: u64,
+}
+
+impl Tally {
+    fn add(&mut self, child: &Built, key_bytes: u64) {
+        self.depth = self.depth.max(child.depth);
+        self.nodes += child.nodes;
+        self.bytes += child.bytes + key_bytes;
+    }
+}
+
 #[derive(Debug)]
 enum Frame {
     Seq {
-        items: Vec<Child>,
+        values: Vec<Value>,
+        positions: Vec<PosNode>,
+        tally: Tally,
         pos: Pos,
         anchor: usize,
     },
     Map {
-        entries: Vec<(Key, Child)>,
-        seen: HashSet<String>,
+        entries: Vec<(Key, Built)>,
+        /// The keys so far, once the mapping is large enough for a set to beat a
+        /// scan of `entries` (most mappings are small: no set, no key copies).
+        seen: Option<HashSet<String>>,
         pending: Option<Key>,
+        tally: Tally,
         pos: Pos,
         anchor: usize,
     },
 }
 
-/// Builds one document's node tree from parser events.
+/// Bounds what aliases and anchors may copy, for the whole stream.
+///
+/// Nodes follow go-yaml v2's rule (`decode.go`, `allowedAliasRatio`, the fix for
+/// CVE-2019-11253 that kubectl and the API server run): once more than 100 nodes came
+/// from aliases and more than 1 000 were decoded, at most 99% of the decoded nodes
+/// may come from aliases in documents up to 400 000 nodes, scaling down to 10% at
+/// 4 000 000 and beyond. A document without aliases is never limited, however large.
+///
+/// Bytes are counted too, which go-yaml does not need (Go strings are shared, ours
+/// are copied): aliases may copy at most as many bytes of text as the input itself
+/// holds, or [`MIN_ALIAS_BYTES`] for a small input. Anchors cost a copy of what they
+/// name (nested anchors one copy per level), bounded the same way.
+#[derive(Debug)]
+struct Budget {
+    /// Nodes decoded, aliases expanded included (go-yaml's `decodeCount`).
+    decoded: u64,
+    /// Nodes that came from expanding an alias (go-yaml's `aliasCount`).
+    aliased: u64,
+    /// Bytes of text copied by aliases and anchors.
+    copied: u64,
+    /// Nodes copied to remember anchors.
+    anchored: u64,
+    max_copied: u64,
+}
+
+/// Bytes of text aliases and anchors may always copy, whatever the input's size.
+const MIN_ALIAS_BYTES: u64 = 16 << 20;
+/// Nodes anchors may always copy, beyond as many as the input has.
+const MIN_ANCHOR_NODES: u64 = 1_000_000;
+
+impl Budget {
+    fn new(source_len: usize) -> Self {
+        Self {
+            decoded: 0,
+            aliased: 0,
+            copied: 0,
+            anchored: 0,
+            max_copied: MIN_ALIAS_BYTES.max(source_len as u64),
+        }
+    }
+
+    fn node(&mut self) {
+        self.decoded += 1;
+    }
+
+    /// Accounts for expanding an alias to a copy of `nodes` nodes and `bytes` bytes,
+    /// before the copy is made.
+    fn alias(&mut self, nodes: u64, bytes: u64, pos: Pos) -> std::result::Result<(), Failure> {
+        self.decoded += nodes;
+        self.aliased += nodes;
+        self.copy_bytes(bytes, pos)?;
+        #[allow(clippy::cast_precision_loss)] // ratios of counts; exactness is moot
+        if self.aliased > 100
+            && self.decoded > 1000
+            && self.aliased as f64 / self.decoded as f64 > allowed_alias_ratio(self.decoded)
+        {
+            return Err((
+                pos,
+                format!(
+                    "document contains excessive aliasing ({} of {} nodes come from aliases)",
+                    self.aliased, self.decoded
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Accounts for remembering an anchored node (a copy of it).
+    fn anchor(&mut self, nodes: u64, bytes: u64, pos: Pos) -> std::result::Result<(), Failure> {
+        self.anchored += nodes;
+        if self.anchored > self.decoded + MIN_ANCHOR_NODES {
+            return Err((
+                pos,
+                format!(
+                    "anchors copy more than {} nodes (anchors nested in anchors)",
+                    self.decoded + MIN_ANCHOR_NODES
+                ),
+            ));
+        }
+        self.copy_bytes(bytes, pos)
+    }
+
+    fn copy_bytes(&mut self, bytes: u64, pos: Pos) -> std::result::Result<(), Failure> {
+        self.copied += bytes;
+        if self.copied > self.max_copied {
+            return Err((
+                pos,
+                format!(
+                    "aliases and anchors copy more than {} bytes of text (the limit is the \
+                     input's size, at least {MIN_ALIAS_BYTES})",
+                    self.max_copied
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// go-yaml v2 `allowedAliasRatio`.
+fn allowed_alias_ratio(decoded: u64) -> f64 {
+    const LOW: u64 = 400_000;
+    const HIGH: u64 = 4_000_000;
+    match decoded {
+        ..=LOW => 0.99,
+        HIGH.. => 0.10,
+        #[allow(clippy::cast_precision_loss)]
+        n => 0.99 - 0.89 * ((n - LOW) as f64 / (HIGH - LOW) as f64),
+    }
+}
+
+/// Builds one document's JSON value and positions from parser events, in one pass.
 #[derive(Debug, Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Child>,
-    root: Option<Child>,
+    anchors: HashMap<usize, Anchored>,
+    keys: Interner,
+    root: Option<Built>,
 }
 
 impl Builder {
-    fn event(&mut self, event: Event<'_>, span: &Span) -> std::result::Result<(), Failure> {
+    fn event(
+        &mut self,
+        event: Event<'_>,
+        span: &Span,
+        budget: &mut Budget,
+    ) -> std::result::Result<(), Failure> {
         let pos = start(span);
         match event {
             Event::Scalar(text, style, anchor, tag) => {
+                budget.node();
                 let plain = style == ScalarStyle::Plain && tag.is_none();
-                let map_key_expected =
-                    matches!(self.stack.last(), Some(Frame::Map { pending: None, .. }));
                 let scalar = resolve(&text, style, tag.as_deref()).map_err(|m| (pos, m))?;
-                if map_key_expected && plain && text == "<<" {
+                if self.key_expected() {
+                    if plain && text == "<<" {
+                        return self.key(Key {
+                            text: "<<".into(),
+                            pos,
+                            merge: true,
+                        });
+                    }
+                    let text = key_text(&scalar).map_err(|m| (pos, m))?;
+                    if anchor != 0 {
+                        budget.anchor(1, scalar.bytes(), pos)?;
+                        self.anchors.insert(anchor, Anchored::Scalar(scalar));
+                    }
                     return self.key(Key {
-                        text: "<<".into(),
+                        text,
                         pos,
-                        merge: true,
+                        merge: false,
                     });
                 }
-                let node = Rc::new(Node {
-                    kind: Kind::Scalar(scalar),
-                    depth: 1,
-                });
-                self.complete(Child { node, pos }, anchor)
+                if anchor != 0 {
+                    budget.anchor(1, scalar.bytes(), pos)?;
+                    self.anchors
+                        .insert(anchor, Anchored::Scalar(scalar.clone()));
+                }
+                let bytes = scalar.bytes();
+                let value = scalar_json(scalar).ok_or_else(|| (pos, NOT_JSON.to_owned()))?;
+                self.complete(Built::scalar(value, pos, bytes))
             }
             Event::SequenceStart(_, anchor, _) => {
+                budget.node();
                 self.stack.push(Frame::Seq {
-                    items: Vec::new(),
+                    values: Vec::new(),
+                    positions: Vec::new(),
+                    tally: Tally::default(),
                     pos,
                     anchor,
                 });
                 Ok(())
             }
             Event::MappingStart(_, anchor, _) => {
+                budget.node();
                 self.stack.push(Frame::Map {
                     entries: Vec::new(),
-                    seen: HashSet::new(),
+                    seen: None,
                     pending: None,
+                    tally: Tally::default(),
                     pos,
                     anchor,
                 });
@@ -275,38 +460,55 @@ impl Builder {
                 let Some(frame) = self.stack.pop() else {
                     return Err((pos, "unbalanced collection end".into()));
                 };
-                let (kind, pos, anchor) = match frame {
-                    Frame::Seq { items, pos, anchor } => (Kind::Seq(items), pos, anchor),
-                    Frame::Map {
-                        entries,
-                        pending,
+                let (built, anchor) = match frame {
+                    Frame::Seq {
+                        values,
+                        positions,
+                        tally,
                         pos,
                         anchor,
-                        ..
+                    } => (
+                        Built {
+                            value: Value::Array(values),
+                            pos: PosNode::seq(pos, positions),
+                            depth: 1 + tally.depth,
+                            nodes: 1 + tally.nodes,
+                            bytes: tally.bytes,
+                        },
+                        anchor,
+                    ),
+                    Frame::Map {
+                        entries,
+                        seen: _,
+                        pending,
+                        tally,
+                        pos,
+                        anchor,
                     } => {
                         if let Some(key) = pending {
                             return Err((key.pos, "mapping key without a value".into()));
                         }
-                        (Kind::Map(entries), pos, anchor)
+                        let (value, positions) = merge(entries, &mut self.keys)?;
+                        (
+                            Built {
+                                value: Value::Object(value),
+                                pos: PosNode::map(pos, positions),
+                                depth: 1 + tally.depth,
+                                nodes: 1 + tally.nodes,
+                                bytes: tally.bytes,
+                            },
+                            anchor,
+                        )
                     }
                 };
-                let depth = 1 + match &kind {
-                    Kind::Seq(items) => items.iter().map(|c| c.node.depth).max().unwrap_or(0),
-                    Kind::Map(entries) => {
-                        entries.iter().map(|(_, c)| c.node.depth).max().unwrap_or(0)
-                    }
-                    Kind::Scalar(_) => 0,
-                };
-                if depth > MAX_DEPTH {
+                if built.depth > MAX_DEPTH {
                     return Err((pos, format!("nesting deeper than {MAX_DEPTH} levels")));
                 }
-                self.complete(
-                    Child {
-                        node: Rc::new(Node { kind, depth }),
-                        pos,
-                    },
-                    anchor,
-                )
+                if anchor != 0 {
+                    budget.anchor(built.nodes, built.bytes, pos)?;
+                    self.anchors.insert(anchor, Anchored::Node(built.clone()));
+                }
+                self.complete(built)
             }
             Event::Alias(id) => {
                 let Some(target) = self.anchors.get(&id) else {
@@ -315,57 +517,117 @@ impl Builder {
                         "alias refers to an anchor that is not complete yet".into(),
                     ));
                 };
-                let node = Rc::clone(&target.node);
-                self.complete(Child { node, pos }, 0)
+                let key_expected = self.key_expected();
+                match target {
+                    Anchored::Scalar(scalar) => {
+                        budget.alias(1, scalar.bytes(), pos)?;
+                        if key_expected {
+                            let text = key_text(scalar).map_err(|m| (pos, m))?;
+                            return self.key(Key {
+                                text,
+                                pos,
+                                merge: false,
+                            });
+                        }
+                        let bytes = scalar.bytes();
+                        let value = scalar_json(scalar.clone())
+                            .ok_or_else(|| (pos, NOT_JSON.to_owned()))?;
+                        self.complete(Built::scalar(value, pos, bytes))
+                    }
+                    Anchored::Node(built) => {
+                        if key_expected {
+                            return Err((pos, key_text_error(&built.value)));
+                        }
+                        budget.alias(built.nodes, built.bytes, pos)?;
+                        let mut copy = built.clone();
+                        copy.pos.set_value(pos);
+                        self.complete(copy)
+                    }
+                }
             }
-            Event::UnresolvedAlias(name) => Err((pos, format!("unknown anchor '{name}'"))),
+            Event::UnresolvedAlias(name) => Err((
+                pos,
+                format!("unknown anchor '{}'", crate::diagnostic::shorten(&name)),
+            )),
             _ => Ok(()),
         }
     }
 
-    /// Records a finished node as the key or value of its parent (or as the root).
-    fn complete(&mut self, child: Child, anchor: usize) -> std::result::Result<(), Failure> {
-        if anchor != 0 {
-            self.anchors.insert(anchor, child.clone());
-        }
+    /// Whether the next node is a mapping key.
+    fn key_expected(&self) -> bool {
+        matches!(self.stack.last(), Some(Frame::Map { pending: None, .. }))
+    }
+
+    /// Records a finished value node as the value of its parent (or as the root).
+    fn complete(&mut self, mut child: Built) -> std::result::Result<(), Failure> {
         match self.stack.last_mut() {
             None => {
                 self.root = Some(child);
                 Ok(())
             }
-            Some(Frame::Seq { items, .. }) => {
-                items.push(child);
+            Some(Frame::Seq {
+                values,
+                positions,
+                tally,
+                ..
+            }) => {
+                tally.add(&child, 0);
+                values.push(child.value);
+                positions.push(child.pos);
                 Ok(())
             }
             Some(Frame::Map {
-                entries, pending, ..
+                entries,
+                pending,
+                tally,
+                ..
             }) => {
-                if let Some(key) = pending.take() {
-                    entries.push((key, child));
-                    return Ok(());
-                }
-                let text = key_text(&child.node.kind).map_err(|m| (child.pos, m))?;
-                self.key(Key {
-                    text,
-                    pos: child.pos,
-                    merge: false,
-                })
+                let Some(key) = pending.take() else {
+                    // Collections as keys: sigs.k8s.io/yaml cannot turn them into JSON.
+                    return Err((child.pos.value_pos(), key_text_error(&child.value)));
+                };
+                tally.add(&child, key.text.len() as u64);
+                child.pos.set_key(key.pos);
+                entries.push((key, child));
+                Ok(())
             }
         }
     }
 
     fn key(&mut self, key: Key) -> std::result::Result<(), Failure> {
-        let Some(Frame::Map { seen, pending, .. }) = self.stack.last_mut() else {
+        let Some(Frame::Map {
+            entries,
+            seen,
+            pending,
+            ..
+        }) = self.stack.last_mut()
+        else {
             return Err((key.pos, "mapping key outside a mapping".into()));
         };
-        if !key.merge && !seen.insert(key.text.clone()) {
-            return Err((key.pos, format!("key {:?} already set in map", key.text)));
+        if !key.merge {
+            let explicit = || entries.iter().filter(|(k, _)| !k.merge);
+            if seen.is_none() && entries.len() >= SET_FROM {
+                *seen = Some(explicit().map(|(k, _)| k.text.clone()).collect());
+            }
+            let duplicate = match seen {
+                Some(set) => !set.insert(key.text.clone()),
+                None => explicit().any(|(k, _)| k.text == key.text),
+            };
+            if duplicate {
+                return Err((
+                    key.pos,
+                    format!(
+                        "key {} already set in map",
+                        crate::diagnostic::quote_short(&key.text)
+                    ),
+                ));
+            }
         }
         *pending = Some(key);
         Ok(())
     }
 
-    fn finish(self) -> std::result::Result<Option<Child>, Failure> {
+    fn finish(self) -> std::result::Result<Option<Built>, Failure> {
         if let Some(frame) = self.stack.last() {
             let pos = match frame {
                 Frame::Seq { pos, .. } | Frame::Map { pos, .. } => *pos,
@@ -376,17 +638,95 @@ impl Builder {
     }
 }
 
+/// Entries from which a mapping's duplicate-key check uses a set rather than a scan.
+const SET_FROM: usize = 16;
+
+/// The positions of a mapping's entries, by key.
+type KeyedPositions = Vec<(position::Key, PosNode)>;
+
+/// Hands out one shared copy of each distinct key (see [`position::Key`]).
+#[derive(Debug, Default)]
+struct Interner(HashSet<position::Key>);
+
+impl Interner {
+    fn get(&mut self, text: &str) -> position::Key {
+        if let Some(key) = self.0.get(text) {
+            return position::Key::clone(key);
+        }
+        let key = position::Key::from(text);
+        self.0.insert(position::Key::clone(&key));
+        key
+    }
+}
+
+const NOT_JSON: &str = "value cannot be represented in JSON (infinity or NaN)";
+
+/// A mapping's entries with its `<<` merge keys expanded: explicit keys win over merged
+/// ones, earlier merge sources over later ones (the YAML merge-key spec).
+fn merge(
+    entries: Vec<(Key, Built)>,
+    keys: &mut Interner,
+) -> std::result::Result<(Map<String, Value>, KeyedPositions), Failure> {
+    let mut map = Map::new();
+    let mut positions = Vec::with_capacity(entries.len());
+    let mut sources = Vec::new();
+    for (key, built) in entries {
+        if key.merge {
+            sources.push((key.pos, built));
+        } else {
+            positions.push((keys.get(&key.text), built.pos));
+            map.insert(key.text, built.value);
+        }
+    }
+    for (key_pos, source) in sources {
+        let maps: Vec<(Value, PosNode)> = match source.value {
+            Value::Object(_) => vec![(source.value, source.pos)],
+            Value::Array(items) if items.iter().all(Value::is_object) => {
+                let item_positions = source.pos.into_items().unwrap_or_default();
+                items.into_iter().zip(item_positions).collect()
+            }
+            _ => {
+                return Err((
+                    key_pos,
+                    "map merge requires map or sequence of maps as the value".into(),
+                ));
+            }
+        };
+        for (value, pos) in maps {
+            let Value::Object(mut inner) = value else {
+                continue;
+            };
+            for (k, p) in pos.into_entries().unwrap_or_default() {
+                // `map` holds the explicit keys and those merged so far, which win.
+                if !map.contains_key(&*k)
+                    && let Some(v) = inner.remove(&*k)
+                {
+                    map.insert(k.to_string(), v);
+                    positions.push((k, p));
+                }
+            }
+        }
+    }
+    Ok((map, positions))
+}
+
 /// The JSON object key a YAML key becomes (`sigs.k8s.io/yaml` `convertToJSONableObject`).
-fn key_text(kind: &Kind) -> std::result::Result<String, String> {
-    match kind {
-        Kind::Scalar(Scalar::Str(s)) => Ok(s.clone()),
-        Kind::Scalar(Scalar::Int(i)) => Ok(i.to_string()),
-        Kind::Scalar(Scalar::Uint(u)) => Ok(u.to_string()),
-        Kind::Scalar(Scalar::Float(f)) => Ok(f.to_string()),
-        Kind::Scalar(Scalar::Bool(b)) => Ok(b.to_string()),
-        Kind::Scalar(Scalar::Null) => Err("unsupported map key: null".into()),
-        Kind::Seq(_) => Err("unsupported map key: a sequence".into()),
-        Kind::Map(_) => Err("unsupported map key: a mapping".into()),
+fn key_text(scalar: &Scalar) -> std::result::Result<String, String> {
+    match scalar {
+        Scalar::Str(s) => Ok(s.clone()),
+        Scalar::Int(i) => Ok(i.to_string()),
+        Scalar::Uint(u) => Ok(u.to_string()),
+        Scalar::Float(f) => Ok(f.to_string()),
+        Scalar::Bool(b) => Ok(b.to_string()),
+        Scalar::Null => Err("unsupported map key: null".into()),
+    }
+}
+
+fn key_text_error(value: &Value) -> String {
+    if value.is_array() {
+        "unsupported map key: a sequence".into()
+    } else {
+        "unsupported map key: a mapping".into()
     }
 }
 
@@ -589,132 +929,14 @@ fn yaml_style_float(s: &str) -> bool {
     i == b.len()
 }
 
-/// Turns a node tree into JSON plus positions, expanding aliases and merge keys.
-fn flatten(root: &Child) -> std::result::Result<(Value, Positions), Failure> {
-    let mut positions = Positions::default();
-    let mut budget = MAX_NODES;
-    let value = emit(
-        root,
-        String::new(),
-        None,
-        &mut positions,
-        &mut budget,
-        root.pos,
-    )?;
-    Ok((value, positions))
-}
-
-fn emit(
-    child: &Child,
-    path: String,
-    key: Option<Pos>,
-    positions: &mut Positions,
-    budget: &mut usize,
-    root: Pos,
-) -> std::result::Result<Value, Failure> {
-    if *budget == 0 {
-        return Err((
-            root,
-            format!("document expands to more than {MAX_NODES} nodes"),
-        ));
-    }
-    *budget -= 1;
-    let collection = !matches!(child.node.kind, Kind::Scalar(_));
-    positions.insert(
-        path.clone(),
-        NodePosition {
-            value: child.pos,
-            key,
-            collection,
-        },
-    );
-    match &child.node.kind {
-        Kind::Scalar(scalar) => scalar_json(scalar).ok_or_else(|| {
-            (
-                child.pos,
-                "value cannot be represented in JSON (infinity or NaN)".to_owned(),
-            )
-        }),
-        Kind::Seq(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                out.push(emit(
-                    item,
-                    position::index(&path, i),
-                    None,
-                    positions,
-                    budget,
-                    root,
-                )?);
-            }
-            Ok(Value::Array(out))
-        }
-        Kind::Map(entries) => {
-            let mut out = Map::new();
-            for (k, v) in merged(entries)? {
-                let value = emit(
-                    v,
-                    position::child(&path, &k.text),
-                    Some(k.pos),
-                    positions,
-                    budget,
-                    root,
-                )?;
-                out.insert(k.text.clone(), value);
-            }
-            Ok(Value::Object(out))
-        }
-    }
-}
-
-/// The entries of a mapping with its `<<` merge keys expanded.
-fn merged(entries: &[(Key, Child)]) -> std::result::Result<Vec<(&Key, &Child)>, Failure> {
-    let explicit: HashSet<&str> = entries
-        .iter()
-        .filter(|(k, _)| !k.merge)
-        .map(|(k, _)| k.text.as_str())
-        .collect();
-    let mut out: Vec<(&Key, &Child)> = entries
-        .iter()
-        .filter(|(k, _)| !k.merge)
-        .map(|(k, v)| (k, v))
-        .collect();
-    let mut taken: HashSet<&str> = explicit;
-    for (key, value) in entries.iter().filter(|(k, _)| k.merge) {
-        let sources: Vec<&Child> = match &value.node.kind {
-            Kind::Map(_) => vec![value],
-            Kind::Seq(items) if items.iter().all(|i| matches!(i.node.kind, Kind::Map(_))) => {
-                items.iter().collect()
-            }
-            _ => {
-                return Err((
-                    key.pos,
-                    "map merge requires map or sequence of maps as the value".into(),
-                ));
-            }
-        };
-        for source in sources {
-            let Kind::Map(inner) = &source.node.kind else {
-                continue;
-            };
-            for (k, v) in merged(inner)? {
-                if taken.insert(k.text.as_str()) {
-                    out.push((k, v));
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn scalar_json(scalar: &Scalar) -> Option<Value> {
+fn scalar_json(scalar: Scalar) -> Option<Value> {
     Some(match scalar {
         Scalar::Null => Value::Null,
-        Scalar::Bool(b) => Value::Bool(*b),
-        Scalar::Int(i) => Value::Number(Number::from(*i)),
-        Scalar::Uint(u) => Value::Number(Number::from(*u)),
-        Scalar::Float(f) => Value::Number(Number::from_f64(*f)?),
-        Scalar::Str(s) => Value::String(s.clone()),
+        Scalar::Bool(b) => Value::Bool(b),
+        Scalar::Int(i) => Value::Number(Number::from(i)),
+        Scalar::Uint(u) => Value::Number(Number::from(u)),
+        Scalar::Float(f) => Value::Number(Number::from_f64(f)?),
+        Scalar::Str(s) => Value::String(s),
     })
 }
 
@@ -845,8 +1067,10 @@ mod tests {
     fn deep_nesting_is_an_error_not_a_stack_overflow() {
         let err = parse_documents(&"[".repeat(100_000), "t.yaml").expect_err("must fail");
         assert!(matches!(err, ManifestError::Syntax { .. }), "{err}");
-        let mut chain = String::from("a0: &a0 [x]\n");
-        for i in 1..2000 {
+        // Plain nodes first, so the aliases below stay under the alias ratio and it is
+        // the depth limit that stops them.
+        let mut chain = format!("pad: [{}0]\na0: &a0 [x]\n", "0, ".repeat(200_000));
+        for i in 1..600 {
             chain.push_str(&format!("a{i}: &a{i} [*a{}]\n", i - 1));
         }
         let err = parse_documents(&chain, "t.yaml").expect_err("must fail");
@@ -872,7 +1096,84 @@ mod tests {
             ));
         }
         let err = parse_documents(&src, "t.yaml").expect_err("must fail");
-        assert!(err.to_string().contains("expands to more than"), "{err}");
+        // go-yaml v2's wording, which kubectl users know.
+        assert!(
+            err.to_string()
+                .contains("document contains excessive aliasing"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_large_document_without_aliases_is_read_whole() {
+        // More nodes than any fixed budget would allow (the old one was 250 000).
+        let src = format!(
+            "[{}0]",
+            "{\"a\": 1, \"b\": [true, \"x\"]}, ".repeat(100_000)
+        );
+        let doc = one(&src);
+        assert_eq!(doc.value.as_array().map(Vec::len), Some(100_001));
+        assert_eq!(
+            doc.positions.value("[99999].b[1]"),
+            Some(Pos::new(1, 2 + 99_999 * 28 + 21))
+        );
+    }
+
+    #[test]
+    fn aliases_of_a_large_scalar_are_bounded_by_bytes() {
+        // 2 000 aliases of 1 MB would be 2 GB; the node count alone (2 000) lets it pass.
+        let mut src = format!("big: &big \"{}\"\nuses:\n", "x".repeat(1 << 20));
+        src.push_str(&"- *big\n".repeat(2000));
+        let err = parse_documents(&src, "t.yaml").expect_err("must fail");
+        assert!(
+            err.to_string()
+                .contains("aliases and anchors copy more than 16777216 bytes of text"),
+            "{err}"
+        );
+        // The same as keys.
+        let mut src = format!("k: &k \"{}\"\nm:\n", "x".repeat(1 << 20));
+        for i in 0..2000 {
+            src.push_str(&format!("- {{*k : {i}}}\n"));
+        }
+        let err = parse_documents(&src, "t.yaml").expect_err("must fail");
+        assert!(err.to_string().contains("copy more than"), "{err}");
+        // A few aliases of it are fine.
+        let mut src = format!("big: &big \"{}\"\nuses:\n", "x".repeat(1 << 20));
+        src.push_str(&"- *big\n".repeat(3));
+        assert_eq!(one(&src).value["uses"].as_array().map(Vec::len), Some(3));
+    }
+
+    #[test]
+    fn nested_anchors_are_bounded() {
+        // Each anchor keeps a copy of what it names: 500 nested anchors around 1 MB
+        // would copy 500 MB.
+        let mut src = String::new();
+        for i in 0..200 {
+            src.push_str(&format!("&a{i} ["));
+        }
+        src.push_str(&format!("\"{}\"", "x".repeat(1 << 20)));
+        src.push_str(&"]".repeat(200));
+        let err = parse_documents(&src, "t.yaml").expect_err("must fail");
+        assert!(err.to_string().contains("copy more than"), "{err}");
+    }
+
+    #[test]
+    fn stream_budget_adds_up_across_documents() {
+        // Each document alone is under the alias ratio; together they are not.
+        let mut bomb = format!(
+            "pad: [{}0]\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n",
+            "0, ".repeat(200)
+        );
+        for i in 1..4 {
+            let prev = i - 1;
+            bomb.push_str(&format!(
+                "a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
+            ));
+        }
+        assert!(parse_documents(&bomb, "t.yaml").is_ok());
+        let stream = format!("---\n{bomb}").repeat(100);
+        let err = parse_documents(&stream, "t.yaml").expect_err("must fail");
+        assert!(err.to_string().contains("excessive aliasing"), "{err}");
     }
 
     #[test]
