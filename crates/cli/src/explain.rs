@@ -15,10 +15,12 @@ pub fn run(file: Option<&str>, output: Output) -> Result<ExitCode> {
         Some(f) => (f.to_string(), input::read(f)?),
         None => ("(embedded example)".to_string(), EXAMPLE.to_string()),
     };
-    if let Ok(docs) = podscale_manifest::parse_documents(&source, &name)
-        && let Some(doc) = docs
-            .iter()
-            .find(|d| d.kind() == Some("HorizontalPodAutoscaler"))
+    // Parsed once: a day of captured decisions is a large file.
+    let docs = podscale_manifest::parse_documents(&source, &name)?;
+    drop(source);
+    if let Some(doc) = docs
+        .iter()
+        .find(|d| d.kind() == Some("HorizontalPodAutoscaler"))
     {
         anyhow::bail!(
             "{name}: {} is an HPA manifest, not a scenario. `explain` needs the state a decision \
@@ -28,7 +30,8 @@ pub fn run(file: Option<&str>, output: Output) -> Result<ExitCode> {
             doc.describe()
         );
     }
-    let (scenarios, single) = input::load_all::<Scenario>(&source, &name)?;
+    let (scenarios, single) = input::from_documents::<Scenario>(&docs, &name)?;
+    drop(docs);
     let mut outputs: Vec<ExplainOutput> = Vec::with_capacity(scenarios.len());
     let mut texts = Vec::new();
     for (i, s) in scenarios.iter().enumerate() {

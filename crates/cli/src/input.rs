@@ -1,8 +1,9 @@
 //! Reading user files: JSON or YAML with positions, so every error names the file,
 //! line, column and field.
+use std::io::Read as _;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use serde::de::DeserializeOwned;
 
 /// Reads a file (`-` = standard input) to a string, refusing input over
@@ -35,16 +36,18 @@ pub fn read_limited(path: &str, limit: u64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Loads every document of a file as `T`; a top-level array yields one `T` per element.
-/// Returns the values and whether the input was a single object (not an array).
-pub fn load_all<T: DeserializeOwned>(source: &str, file: &str) -> Result<(Vec<T>, bool)> {
-    let docs = podscale_manifest::parse_documents(source, file)?;
+/// Every document as `T`; a top-level array yields one `T` per element. Returns the
+/// values and whether the input was a single object (not an array).
+pub fn from_documents<T: DeserializeOwned>(
+    docs: &[podscale_manifest::Document],
+    file: &str,
+) -> Result<(Vec<T>, bool)> {
     if docs.is_empty() {
         anyhow::bail!("{file}: no document found");
     }
     let single = docs.len() == 1 && !docs[0].value.is_array();
     let mut out = Vec::new();
-    for doc in &docs {
+    for doc in docs {
         if doc.value.is_array() {
             let items: Vec<T> = podscale_manifest::deserialize(doc, file)?;
             out.extend(items);

@@ -1,19 +1,19 @@
 //! The HPA controller in the loop: at every sync, what the metrics APIs would answer is
-//! assembled into the engine's [`Observed`] state, and [`podscale_core::reconcile`] decides.
+//! assembled into the engine's [`Observed`] state, and the engine's
+//! [`podscale_core::Autoscaler`] — the same one the control loop of the Kubernetes
+//! controller and the local runtime drives — decides.
 //! The simulator never decides itself: it only applies the engine's [`Decision`].
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use podscale_core::api::{HorizontalPodAutoscaler, MetricValueStatus};
 use podscale_core::duration::GoDuration;
-use podscale_core::history::History;
 use podscale_core::observed::{
     Container, ContainerMetrics, DescribedObject, ExternalMetricValue, ExternalMetricValues,
     Fetched, ObjectMetricValue, Observed, Pod, PodMetricValue, PodMetrics, PodsMetricValues,
     ResourceMetricsList, ResourceRequirements,
 };
-use podscale_core::settings::ControllerSettings;
-use podscale_core::{Decision, Quantity};
+use podscale_core::{Autoscaler, Decision, Quantity};
 
 use crate::cluster::{Cluster, PodState, SimPod};
 use crate::model::{Aggregate, Model};
@@ -36,9 +36,8 @@ fn milli(x: f64) -> Quantity {
 /// what it reads.
 #[derive(Debug, Clone)]
 pub struct HpaController {
-    pub hpa: HorizontalPodAutoscaler,
-    pub history: History,
-    pub settings: ControllerSettings,
+    /// The HPA (with the status the engine last wrote), its history and the settings.
+    pub autoscaler: Autoscaler,
     pub plan: MetricPlan,
     container: String,
     labels: BTreeMap<String, String>,
@@ -52,9 +51,7 @@ pub struct HpaController {
 impl HpaController {
     pub fn new(hpa: HorizontalPodAutoscaler, model: &Model, plan: MetricPlan) -> Self {
         Self {
-            hpa,
-            history: History::default(),
-            settings: model.controller_settings(),
+            autoscaler: Autoscaler::new(hpa, model.controller_settings()),
             plan,
             container: model.pod.container.clone(),
             labels: model.pod.labels.clone(),
@@ -69,15 +66,9 @@ impl HpaController {
     pub fn sync(&mut self, cluster: &Cluster, spec_replicas: i32, now: f64) -> Decision {
         let mut observed = std::mem::take(&mut self.observed);
         self.observe_into(&mut observed, cluster, spec_replicas, now);
-        let mut d = podscale_core::reconcile(
-            &self.hpa,
-            &observed,
-            &self.history,
-            timestamp(now),
-            &self.settings,
-        );
-        self.history = std::mem::take(&mut d.history);
-        self.hpa.status = Some(d.status.clone());
+        // The simulated scale update always succeeds: commit at once.
+        let d = self.autoscaler.decide(&observed, timestamp(now));
+        self.autoscaler.commit(&d);
         self.observed = observed;
         d
     }
