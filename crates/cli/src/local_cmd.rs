@@ -89,13 +89,12 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Runs until Ctrl-C or SIGTERM, then stops every replica it started.
 pub fn run_local(args: &LocalRunArgs) -> Result<ExitCode> {
     podscale_metrics::http::install_crypto_provider();
-    let spec = LocalDeployment::load(&args.deployment).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let spec = LocalDeployment::load(&args.deployment)?;
     let text =
         std::fs::read_to_string(&args.hpa).with_context(|| format!("cannot read {}", args.hpa))?;
-    let hpa = run::parse_hpa_named(&text, &args.hpa, args.name.as_deref())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hpa = run::parse_hpa_named(&text, &args.hpa, args.name.as_deref())?;
     let config = match &args.config {
-        Some(path) => Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+        Some(path) => Config::load(path)?,
         None => Config::default(),
     };
     let options = RunOptions {
@@ -110,7 +109,7 @@ pub fn run_local(args: &LocalRunArgs) -> Result<ExitCode> {
     rt.block_on(async {
         let running = run::start(spec, hpa, config, options)
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            ?;
         eprintln!(
             "podscale: front proxy on http://{}, status on http://{} (podscale get / podscale describe); Ctrl-C stops everything",
             running.front_addr(),
@@ -123,10 +122,7 @@ pub fn run_local(args: &LocalRunArgs) -> Result<ExitCode> {
 }
 
 async fn fetch(addr: &str) -> Result<StatusDoc> {
-    StatusClient::new(addr)
-        .status()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))
+    Ok(StatusClient::new(addr).status().await?)
 }
 
 fn only(mut doc: StatusDoc, name: Option<&str>) -> Result<StatusDoc> {

@@ -5,6 +5,7 @@
 
 mod explain;
 mod input;
+mod local_cmd;
 mod metrics_cmd;
 mod simulate;
 mod validate;
@@ -116,6 +117,38 @@ enum Command {
     ///   podscale metrics hpa.yaml --scenario now.yaml && podscale explain now.yaml
     #[command(verbatim_doc_comment)]
     Metrics(metrics_cmd::Args),
+    /// Run autoscalers: `--local` scales a local deployment (real processes behind a
+    /// front proxy) under an HPA, on the same control loop as the Kubernetes controller.
+    ///
+    /// The HPA's scaleTargetRef names the local deployment described in the -d file
+    /// (command template with {port} and {replica}, readiness and metrics paths, CPU and
+    /// memory requests, front and status ports). Resource metrics come from /proc; Pods
+    /// and External metrics from each replica's /metrics or from --config podscale.yaml.
+    /// Ctrl-C or SIGTERM stops every process it started; none outlive it, even killed.
+    ///
+    /// Examples:
+    ///   podscale run --local hpa.yaml -d deployment.yaml --sync-period 5s
+    ///   podscale get -w          (in another terminal)
+    ///   podscale describe web-hpa
+    #[command(verbatim_doc_comment)]
+    Run(RunArgs),
+    /// List autoscalers of a running `podscale run --local`, as `kubectl get hpa`.
+    #[command(verbatim_doc_comment)]
+    Get(local_cmd::GetArgs),
+    /// Show one autoscaler in detail, as `kubectl describe hpa`: metrics against their
+    /// targets, conditions, events, replicas.
+    #[command(verbatim_doc_comment)]
+    Describe(local_cmd::DescribeArgs),
+}
+
+/// `podscale run`.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Run on this machine: replicas are local processes.
+    #[arg(long)]
+    local: bool,
+    #[command(flatten)]
+    local_args: local_cmd::LocalRunArgs,
 }
 
 fn main() -> ExitCode {
@@ -125,6 +158,13 @@ fn main() -> ExitCode {
         Command::Validate { files } => validate::run(&files),
         Command::Simulate(args) => simulate::run(&args),
         Command::Metrics(args) => metrics_cmd::run(&args),
+        Command::Run(args) if args.local => local_cmd::run_local(&args.local_args),
+        Command::Run(_) => Err(anyhow::anyhow!(
+            "podscale run needs --local for now: the Kubernetes controller is not built yet \
+             (see `podscale run --help`)"
+        )),
+        Command::Get(args) => local_cmd::run_get(&args),
+        Command::Describe(args) => local_cmd::run_describe(&args),
     };
     match result {
         Ok(code) => code,

@@ -69,7 +69,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     if args.config == "-" && args.hpa == "-" {
         bail!("the HPA and --config cannot both be read from standard input (-)");
     }
-    let config = Config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = Config::load(&args.config)?;
     let hpa = load_hpa(&args.hpa, args.name.as_deref())?;
     let pods = args
         .pods

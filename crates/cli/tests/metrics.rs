@@ -489,7 +489,7 @@ fn the_config_comes_from_any_file_or_stdin_and_is_named_in_messages() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         stderr.trim(),
-        "error: nope.yaml: No such file or directory (os error 2)"
+        "error: cannot read nope.yaml: No such file or directory (os error 2)"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

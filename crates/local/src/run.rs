@@ -53,7 +53,7 @@ pub enum RunError {
     TooManyReplicas { max: i32, ports: u16 },
     #[error("initial replicas {0}: must be between 0 and ports.count")]
     Initial(i32),
-    #[error("cannot listen on {what} {addr}: {source}")]
+    #[error("cannot listen on {what} {addr}")]
     Listen {
         what: &'static str,
         addr: String,
@@ -61,7 +61,7 @@ pub enum RunError {
     },
     #[error(transparent)]
     Start(#[from] StartError),
-    #[error("cannot set up the metric sources: {0}")]
+    #[error("cannot set up the metric sources")]
     Metrics(#[from] podscale_metrics::SourceError),
 }
 
@@ -288,7 +288,7 @@ impl Running {
 /// Why an HPA manifest cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum HpaError {
-    #[error("{0}")]
+    #[error(transparent)]
     Manifest(#[from] podscale_manifest::ManifestError),
     #[error("{file}: no HorizontalPodAutoscaler named {name:?}")]
     NotFound { file: String, name: String },

@@ -280,7 +280,7 @@ fn ser_byte_size<S: serde::Serializer>(n: &u64, s: S) -> Result<S::Ok, S::Error>
 /// Why a deployment file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("{0}")]
+    #[error(transparent)]
     Manifest(#[from] podscale_manifest::ManifestError),
     #[error("{file}: no document found")]
     Empty { file: String },

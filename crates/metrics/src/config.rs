@@ -602,10 +602,10 @@ fn ser_byte_size<S: serde::Serializer>(n: &u64, s: S) -> Result<S::Ok, S::Error>
 /// Why a config file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// Unreadable, not YAML/JSON, or not the config's shape. The message already holds
-    /// the cause (`podscale.yaml: No such file or directory`); it is not chained as a
-    /// source too, or `{:#}` would print the cause twice.
-    #[error("{0}")]
+    /// Unreadable, not YAML/JSON, or not the config's shape: the reader's error,
+    /// unchanged, with its cause as its source (`cannot read podscale.yaml` → `No such
+    /// file or directory`), so a report prints each cause once.
+    #[error(transparent)]
     Manifest(podscale_manifest::ManifestError),
     #[error("{file}: no document found")]
     Empty { file: String },
