@@ -1395,13 +1395,17 @@ metrics:
     #[test]
     fn a_read_error_names_its_cause_once() {
         let e = Config::load("/nonexistent/podscale-config.yaml").expect_err("missing");
-        let text = e.to_string();
-        assert!(
-            text.starts_with("/nonexistent/podscale-config.yaml: No such file"),
-            "{text}"
-        );
-        // `{:#}` (anyhow) appends each source: there is none to repeat the cause.
-        assert!(std::error::Error::source(&e).is_none());
+        // The message says what failed; the cause is its source, once: a report that
+        // appends sources (`{:#}`) prints `cannot read FILE: No such file …`.
+        let mut chain = vec![e.to_string()];
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            chain.push(s.to_string());
+            source = s.source();
+        }
+        assert_eq!(chain[0], "cannot read /nonexistent/podscale-config.yaml");
+        assert_eq!(chain.len(), 2, "{chain:?}");
+        assert!(chain[1].starts_with("No such file"), "{chain:?}");
     }
 
     #[test]
