@@ -3,6 +3,8 @@
 //! 2: usage errors, as clap reports them).
 #![forbid(unsafe_code)]
 
+mod convert_cmd;
+mod crd_cmd;
 mod explain;
 mod input;
 mod metrics_cmd;
@@ -116,6 +118,25 @@ enum Command {
     ///   podscale metrics hpa.yaml --scenario now.yaml && podscale explain now.yaml
     #[command(verbatim_doc_comment)]
     Metrics(metrics_cmd::Args),
+    /// Print the Autoscaler CustomResourceDefinition (podscale.dev/v1alpha1).
+    ///
+    /// Example:
+    ///   podscale crd | kubectl apply -f -
+    #[command(verbatim_doc_comment)]
+    Crd,
+    /// Turn autoscaling/v2 HorizontalPodAutoscaler manifests into podscale Autoscalers.
+    ///
+    /// Only apiVersion and kind change; name, namespace, labels, annotations and the spec
+    /// are kept, what the API server set is dropped. Other kinds are skipped (noted on
+    /// standard error).
+    ///
+    /// Example:
+    ///   podscale convert hpa.yaml | kubectl apply -f -
+    #[command(verbatim_doc_comment)]
+    Convert {
+        /// Manifest file (`-` for standard input).
+        file: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -125,6 +146,8 @@ fn main() -> ExitCode {
         Command::Validate { files } => validate::run(&files),
         Command::Simulate(args) => simulate::run(&args),
         Command::Metrics(args) => metrics_cmd::run(&args),
+        Command::Crd => crd_cmd::run(),
+        Command::Convert { file } => convert_cmd::run(&file),
     };
     match result {
         Ok(code) => code,
