@@ -17,7 +17,7 @@ use podscale_core::api::{
 };
 use podscale_core::history::History;
 use podscale_core::{ControllerSettings, quantity::Quantity};
-use podscale_runtime::AutoscalerOptions;
+use podscale_runtime::{AutoscalerOptions, Update};
 use serde::{Deserialize, Serialize};
 
 pub const GROUP: &str = "podscale.dev";
@@ -194,6 +194,23 @@ impl Autoscaler {
             spec: self.spec.hpa.clone(),
             status: self.status.as_ref().map(|s| s.hpa.clone()),
         }
+    }
+
+    /// The runtime's update for this object: the HPA, the history its status keeps and
+    /// its `podscale:` options over the controller-wide `settings`.
+    ///
+    /// # Errors
+    /// An unusable `podscale:` block.
+    pub fn to_update(&self, settings: &ControllerSettings) -> Result<Update, OptionsError> {
+        let options = match &self.spec.podscale {
+            Some(p) => p.to_runtime(settings)?,
+            None => AutoscalerOptions::default(),
+        };
+        Ok(Update::Apply {
+            hpa: Box::new(self.to_hpa()),
+            history: self.history(),
+            options,
+        })
     }
 
     /// The history persisted in the status, if any.

@@ -7,8 +7,20 @@
 //! ## Layout
 //! - [`crd`]: the `Autoscaler` resource (`podscale.dev/v1alpha1`); [`schema`]: its CRD.
 //! - [`convert`]: an `autoscaling/v2` HPA manifest becomes an Autoscaler.
+//! - [`target`]: [`target::KubeTarget`], the runtime's `ScaleTarget`: `/scale` of any
+//!   kind that has one (discovery), the pods its selector lists, HTTP errors mapped to
+//!   conflict / transient / permanent; refuses workloads a standard HPA scales.
+//! - [`recorder`]: [`recorder::KubeRecorder`], the runtime's `Recorder`: status
+//!   subresource (HPA status + history) and events with upstream's reasons.
+//! - [`source`]: [`source::CollectSource`], the runtime's `MetricSource` over
+//!   `podscale_metrics::collect`.
+//! - [`print`]: what `kubectl get hpa` prints (TARGETS, AGE, tables).
 #![forbid(unsafe_code)]
 
 pub mod convert;
 pub mod crd;
+pub mod print;
+pub mod recorder;
 pub mod schema;
+pub mod source;
+pub mod target;
