@@ -6,8 +6,10 @@
 mod convert_cmd;
 mod crd_cmd;
 mod explain;
+mod get_cmd;
 mod input;
 mod metrics_cmd;
+mod run_cmd;
 mod simulate;
 mod validate;
 
@@ -137,6 +139,30 @@ enum Command {
         /// Manifest file (`-` for standard input).
         file: String,
     },
+    /// Run the Kubernetes controller: scale workloads as Autoscalers say.
+    ///
+    /// Watches podscale.dev Autoscalers and syncs each one every sync period, exactly
+    /// as kube-controller-manager syncs an HPA, with the metric sources of
+    /// podscale.yaml; writes /scale, status (with history) and events.
+    ///
+    /// Examples:
+    ///   podscale run --kubeconfig ~/.kube/config --config podscale.yaml
+    ///   podscale run --shadow        what podscale would do next to your HPAs
+    ///   podscale run --leader-election --metrics-addr 0.0.0.0:9090
+    #[command(verbatim_doc_comment)]
+    Run(run_cmd::Args),
+    /// List Autoscalers as `kubectl get hpa` lists HPAs.
+    ///
+    /// Example:
+    ///   podscale get autoscalers -A
+    #[command(verbatim_doc_comment)]
+    Get(get_cmd::GetArgs),
+    /// Show an Autoscaler as `kubectl describe hpa` shows an HPA.
+    ///
+    /// Example:
+    ///   podscale describe autoscaler web -n prod
+    #[command(verbatim_doc_comment)]
+    Describe(get_cmd::DescribeArgs),
 }
 
 fn main() -> ExitCode {
@@ -148,6 +174,9 @@ fn main() -> ExitCode {
         Command::Metrics(args) => metrics_cmd::run(&args),
         Command::Crd => crd_cmd::run(),
         Command::Convert { file } => convert_cmd::run(&file),
+        Command::Run(args) => run_cmd::run(&args),
+        Command::Get(args) => get_cmd::get(&args),
+        Command::Describe(args) => get_cmd::describe(&args),
     };
     match result {
         Ok(code) => code,

@@ -14,13 +14,19 @@
 //!   subresource (HPA status + history) and events with upstream's reasons.
 //! - [`source`]: [`source::CollectSource`], the runtime's `MetricSource` over
 //!   `podscale_metrics::collect`.
+//! - [`run`]: `podscale run` — watchers feeding the runtime's `Controller`, leader
+//!   election on a Lease driving its `may_write`, shadow mode over standard HPAs;
+//!   [`admin`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`print`]: what `kubectl get hpa` prints (TARGETS, AGE, tables).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod convert;
 pub mod crd;
+pub mod get;
 pub mod print;
 pub mod recorder;
+pub mod run;
 pub mod schema;
 pub mod source;
 pub mod target;

@@ -177,8 +177,14 @@ pub fn age(created: Option<Timestamp>, now: Timestamp) -> String {
     )
 }
 
-/// A table as kubectl prints one: columns padded to the widest cell plus three spaces.
+/// A table as `kubectl get` prints one: columns padded to the widest cell plus three
+/// spaces.
 pub fn table(rows: &[Vec<String>]) -> String {
+    table_with(rows, 3)
+}
+
+/// A table with `pad` spaces between columns (`kubectl describe` uses 2).
+pub fn table_with(rows: &[Vec<String>], pad: usize) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {
@@ -195,7 +201,7 @@ pub fn table(rows: &[Vec<String>]) -> String {
         for (c, cell) in r.iter().enumerate() {
             line.push_str(cell);
             if c + 1 < r.len() {
-                let pad = widths[c] + 3 - cell.chars().count();
+                let pad = widths[c] + pad - cell.chars().count();
                 line.push_str(&" ".repeat(pad));
             }
         }
