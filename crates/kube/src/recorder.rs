@@ -2,14 +2,18 @@
 //! the Autoscaler's status subresource (a merge patch that sets every field the
 //! controller owns, absent ones to `null`, so it replaces the status as upstream's
 //! `UpdateStatus` does), with the controller's history and the two columns
-//! `kubectl get` prints. Events carry kube-controller-manager's reasons and messages
-//! (`events.k8s.io/v1`, which `kubectl describe` shows).
+//! `kubectl get` prints. Events carry kube-controller-manager's reasons and messages as
+//! `v1` Events (what `kubectl describe` lists), deduplicated like client-go's
+//! `EventCorrelator`: the same reason and message again bumps `count` and
+//! `lastTimestamp` of the event already written. (kube-runtime's recorder folds events
+//! with the same reason but different messages into one series, which would show
+//! "New size: 5" for a later rescale to 6.)
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event as KEvent, EventType, Recorder as EventRecorder, Reporter};
+use k8s_openapi::api::core::v1::{Event as KEvent, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use podscale_core::api::{HorizontalPodAutoscaler, HorizontalPodAutoscalerStatus};
 use podscale_core::conditions::{Event, EventType as CoreEventType};
 use podscale_core::defaults;
@@ -47,9 +51,18 @@ impl Uids {
 #[derive(Clone)]
 pub struct KubeRecorder {
     client: kube::Client,
-    events: EventRecorder,
+    instance: Option<String>,
     uids: Uids,
+    /// Events written, by (autoscaler, type, reason, message): name, count. Bounded.
+    written: Arc<Mutex<HashMap<EventId, (String, i32)>>>,
 }
+
+/// An event's identity for deduplication: autoscaler, type, reason, message.
+type EventId = (Key, String, String, String);
+
+/// At most this many distinct events are remembered for deduplication (client-go's
+/// LRU holds 4096).
+const MAX_REMEMBERED_EVENTS: usize = 4096;
 
 impl std::fmt::Debug for KubeRecorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -100,14 +113,11 @@ pub fn status_value(
 impl KubeRecorder {
     /// `instance`: this controller's identity (the pod name), as `reportingInstance`.
     pub fn new(client: kube::Client, instance: Option<String>, uids: Uids) -> Self {
-        let reporter = Reporter {
-            controller: "podscale".into(),
-            instance,
-        };
         Self {
-            events: EventRecorder::new(client.clone(), reporter),
             client,
+            instance,
             uids,
+            written: Arc::default(),
         }
     }
 
@@ -141,21 +151,76 @@ impl Recorder for KubeRecorder {
     }
 
     async fn event(&self, key: &Key, _hpa: &HorizontalPodAutoscaler, event: &Event) {
-        let e = KEvent {
-            type_: match event.type_ {
-                CoreEventType::Normal => EventType::Normal,
-                CoreEventType::Warning => EventType::Warning,
-            },
-            reason: event.reason.clone(),
-            // events.k8s.io caps the note at 1 kB.
-            note: Some(truncate(&event.message, 1024)),
-            action: "Autoscale".into(),
-            secondary: None,
+        let type_ = match event.type_ {
+            CoreEventType::Normal => "Normal",
+            CoreEventType::Warning => "Warning",
         };
-        if let Err(err) = self.events.publish(&e, &self.reference(key)).await {
-            // Best effort, as client-go's recorder: an event lost is not a failed sync.
-            tracing::debug!(autoscaler = %key, error = %err, reason = %event.reason, "Cannot record an event.");
+        // The API server caps an event's message at 1 kB.
+        let message = truncate(&event.message, 1024);
+        let now = Time(jiff::Timestamp::now());
+        let api: Api<KEvent> = Api::namespaced(self.client.clone(), &key.namespace);
+        let id = (
+            key.clone(),
+            type_.to_owned(),
+            event.reason.clone(),
+            message.clone(),
+        );
+        let seen = self
+            .written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned();
+        if let Some((name, count)) = seen {
+            let patch = serde_json::json!({ "count": count + 1, "lastTimestamp": now });
+            if api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .is_ok()
+            {
+                self.remember(id, name, count + 1);
+                return;
+            }
         }
+        let name = format!("{}.{:x}", key.name, now.0.as_nanosecond());
+        let e = KEvent {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(key.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            involved_object: self.reference(key),
+            reason: Some(event.reason.clone()),
+            message: Some(message),
+            type_: Some(type_.into()),
+            count: Some(1),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            source: Some(EventSource {
+                component: Some("podscale".into()),
+                host: None,
+            }),
+            reporting_component: Some("podscale".into()),
+            reporting_instance: self.instance.clone(),
+            ..KEvent::default()
+        };
+        match api.create(&PostParams::default(), &e).await {
+            Ok(_) => self.remember(id, name, 1),
+            // Best effort, as client-go's recorder: an event lost is not a failed sync.
+            Err(err) => {
+                tracing::debug!(autoscaler = %key, error = %err, reason = %event.reason, "Cannot record an event.");
+            }
+        }
+    }
+}
+
+impl KubeRecorder {
+    fn remember(&self, id: EventId, name: String, count: i32) {
+        let mut m = self.written.lock().unwrap_or_else(PoisonError::into_inner);
+        if m.len() >= MAX_REMEMBERED_EVENTS && !m.contains_key(&id) {
+            m.clear();
+        }
+        m.insert(id, (name, count));
     }
 }
 

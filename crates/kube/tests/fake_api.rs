@@ -127,14 +127,15 @@ async fn scales_a_deployment_up_and_writes_hpa_status_and_events() {
     let event = &s.events[0];
     assert_eq!(event["reason"], "SuccessfulRescale");
     assert_eq!(
-        event["note"],
+        event["message"],
         // Upstream prints the selector with %+v: nil when there is none.
         "New size: 6; reason: external metric queue(nil) above target"
     );
     assert_eq!(event["type"], "Normal");
-    assert_eq!(event["regarding"]["kind"], "Autoscaler");
-    assert_eq!(event["regarding"]["uid"], "uid-web");
-    assert_eq!(event["reportingController"], "podscale");
+    assert_eq!(event["involvedObject"]["kind"], "Autoscaler");
+    assert_eq!(event["involvedObject"]["uid"], "uid-web");
+    assert_eq!(event["source"]["component"], "podscale");
+    assert_eq!(event["count"], 1);
 }
 
 #[tokio::test]
@@ -158,10 +159,11 @@ async fn a_failing_metric_keeps_the_replicas_with_scaling_active_false() {
         config(),
         ControllerSettings::default(),
     );
-    let report = tokio::time::timeout(Duration::from_secs(20), c.sync_once(&mut engine(&api)))
-        .await
-        .expect("the sync ends");
+    let mut e = engine(&api);
+    let report = c.sync_once(&mut e).await;
     assert!(!report.rescaled);
+    // The same failure again: one event, its count bumped (client-go's correlator).
+    c.sync_once(&mut e).await;
     assert!(report.error.is_some());
     let s = api.lock();
     assert!(s.scale_updates.is_empty());
@@ -173,7 +175,12 @@ async fn a_failing_metric_keeps_the_replicas_with_scaling_active_false() {
     // Upstream leaves desiredReplicas as it was (never computed here) on a failure.
     assert_eq!(status["currentReplicas"], 3);
     drop(s);
-    assert!(reasons(&api).contains(&"FailedGetExternalMetric".to_string()));
+    // Upstream records both, on every failed sync.
+    assert_eq!(
+        reasons(&api),
+        ["FailedGetExternalMetric", "FailedComputeMetricsReplicas"]
+    );
+    assert!(api.lock().events.iter().all(|e| e["count"] == 2));
 }
 
 #[tokio::test]

@@ -236,9 +236,17 @@ impl FakeApi {
                 let out = obj.clone();
                 json_response(StatusCode::OK, &out)
             }
-            ("POST", ["apis", "events.k8s.io", "v1", "namespaces", _ns, "events"]) => {
+            ("POST", ["api", "v1", "namespaces", _ns, "events"]) => {
                 s.events.push(body.clone());
                 json_response(StatusCode::CREATED, &body)
+            }
+            ("PATCH", ["api", "v1", "namespaces", _ns, "events", name]) => {
+                let Some(e) = s.events.iter_mut().find(|e| e["metadata"]["name"] == *name) else {
+                    return status(404, "NotFound", &format!("events \"{name}\" not found"));
+                };
+                merge(e, &body);
+                let out = e.clone();
+                json_response(StatusCode::OK, &out)
             }
             _ => status(
                 404,
