@@ -34,52 +34,53 @@ pub fn render(
     recommended: &dyn Fn(&Key) -> Option<i32>,
     shadow: bool,
 ) -> String {
+    // prometheus-client ends each help text with a period itself.
     let mut r = Registry::with_prefix("podscale");
     let counters: [(&str, &str, u64); 14] = [
-        ("syncs", "Syncs of autoscalers (reconciles).", stats.syncs),
-        ("decisions", "Decisions the engine made.", stats.decisions),
-        ("rescales", "Scale updates written.", stats.rescales),
+        ("syncs", "Syncs of autoscalers (reconciles)", stats.syncs),
+        ("decisions", "Decisions the engine made", stats.decisions),
+        ("rescales", "Scale updates written", stats.rescales),
         (
             "rescale_failures",
-            "Scale updates that failed.",
+            "Scale updates that failed",
             stats.rescale_failures,
         ),
         (
             "conflicts_retried",
-            "Scale updates that hit a conflict and were retried on fresh reads.",
+            "Scale updates that hit a conflict and were retried on fresh reads",
             stats.conflicts_retried,
         ),
         (
             "get_scale_failures",
-            "Reads of a target's scale that failed.",
+            "Reads of a target's scale that failed",
             stats.get_scale_failures,
         ),
         (
             "list_pods_failures",
-            "Pod listings that failed.",
+            "Pod listings that failed",
             stats.list_pods_failures,
         ),
         (
             "metric_failures",
-            "Syncs where every metric failed.",
+            "Syncs where every metric failed",
             stats.metric_failures,
         ),
         (
             "partial_metric_failures",
-            "Syncs where some metrics failed.",
+            "Syncs where some metrics failed",
             stats.partial_metric_failures,
         ),
-        ("status_writes", "Status writes.", stats.status_writes),
+        ("status_writes", "Status writes", stats.status_writes),
         (
             "status_write_failures",
-            "Status writes that failed.",
+            "Status writes that failed",
             stats.status_write_failures,
         ),
-        ("events", "Events recorded.", stats.events),
-        ("timeouts", "Calls that timed out.", stats.timeouts),
+        ("events", "Events recorded", stats.events),
+        ("timeouts", "Calls that timed out", stats.timeouts),
         (
             "skipped_not_leader",
-            "Syncs or writes skipped while not the leader.",
+            "Syncs or writes skipped while not the leader",
             stats.skipped_not_leader,
         ),
     ];
@@ -95,17 +96,17 @@ pub fn render(
     };
     r.register(
         "leader",
-        "1 while this instance may write (holds the lease, or runs without election).",
+        "1 while this instance may write (holds the lease, or runs without election)",
         g(i64::from(leader)),
     );
     r.register(
         "shadow",
-        "1 in shadow mode (standard HPAs watched, nothing written).",
+        "1 in shadow mode (standard HPAs watched, nothing written)",
         g(i64::from(shadow)),
     );
     r.register(
         "autoscalers",
-        "Autoscalers known.",
+        "Autoscalers known",
         g(i64::try_from(views.len()).unwrap_or(i64::MAX)),
     );
     let current = Family::<Labels, Gauge>::default();
@@ -136,24 +137,24 @@ pub fn render(
     }
     r.register(
         "autoscaler_current_replicas",
-        "The target's spec.replicas at the last sync.",
+        "The target's spec.replicas at the last sync",
         current,
     );
     r.register(
         "autoscaler_desired_replicas",
-        "The replica count decided at the last sync.",
+        "The replica count decided at the last sync",
         desired,
     );
-    r.register("autoscaler_syncs", "Syncs of this autoscaler.", syncs);
+    r.register("autoscaler_syncs", "Syncs of this autoscaler", syncs);
     r.register(
         "autoscaler_failing",
-        "1 if the last sync of this autoscaler reported an error.",
+        "1 if the last sync of this autoscaler reported an error",
         failing,
     );
     if shadow {
         r.register(
             "shadow_recommended_replicas",
-            "What podscale would have set the target to (shadow mode: never written).",
+            "What podscale would have set the target to (shadow mode: never written)",
             rec,
         );
     }
