@@ -58,3 +58,41 @@ fn convert_refuses_a_file_without_an_hpa() {
     assert!(stderr.contains("skipped Service/s"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn get_and_run_name_a_missing_kubeconfig() {
+    for args in [
+        &[
+            "get",
+            "autoscalers",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+        ][..],
+        &[
+            "run",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+            "--metrics-addr",
+            "off",
+        ][..],
+    ] {
+        let out = podscale(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("kubeconfig /nonexistent/kubeconfig"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn get_refuses_other_resource_types() {
+    let out = podscale(&["get", "pods"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("podscale gets autoscalers (psa)"),
+        "{stderr}"
+    );
+}
