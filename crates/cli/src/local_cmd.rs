@@ -35,7 +35,7 @@ pub struct LocalRunArgs {
     pub replicas: Option<i32>,
 }
 
-fn parse_sync_period(s: &str) -> Result<Duration, String> {
+pub fn parse_sync_period(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
         return Err(format!("{s}: must be between 100ms and 1h"));

@@ -3,10 +3,14 @@
 //! 2: usage errors, as clap reports them).
 #![forbid(unsafe_code)]
 
+mod convert_cmd;
+mod crd_cmd;
 mod explain;
+mod get_cmd;
 mod input;
 mod local_cmd;
 mod metrics_cmd;
+mod run_cmd;
 mod simulate;
 mod validate;
 
@@ -117,38 +121,257 @@ enum Command {
     ///   podscale metrics hpa.yaml --scenario now.yaml && podscale explain now.yaml
     #[command(verbatim_doc_comment)]
     Metrics(metrics_cmd::Args),
-    /// Run autoscalers: `--local` scales a local deployment (real processes behind a
-    /// front proxy) under an HPA, on the same control loop as the Kubernetes controller.
+    /// Print the Autoscaler CustomResourceDefinition (podscale.dev/v1alpha1).
     ///
-    /// The HPA's scaleTargetRef names the local deployment described in the -d file
-    /// (command template with {port} and {replica}, readiness and metrics paths, CPU and
-    /// memory requests, front and status ports). Resource metrics come from /proc; Pods
-    /// and External metrics from each replica's /metrics or from --config podscale.yaml.
-    /// Ctrl-C or SIGTERM stops every process it started; none outlive it, even killed.
+    /// Example:
+    ///   podscale crd | kubectl apply -f -
+    #[command(verbatim_doc_comment)]
+    Crd,
+    /// Turn autoscaling/v2 HorizontalPodAutoscaler manifests into podscale Autoscalers.
+    ///
+    /// Only apiVersion and kind change; name, namespace, labels, annotations and the spec
+    /// are kept, what the API server set is dropped. Other kinds are skipped (noted on
+    /// standard error).
+    ///
+    /// Example:
+    ///   podscale convert hpa.yaml | kubectl apply -f -
+    #[command(verbatim_doc_comment)]
+    Convert {
+        /// Manifest file (`-` for standard input).
+        file: String,
+    },
+    /// Run autoscalers on one control loop: in Kubernetes, or on this machine (--local).
+    ///
+    /// Kubernetes: watches podscale.dev Autoscalers (or, with --shadow, standard HPAs)
+    /// and syncs each one every sync period exactly as kube-controller-manager syncs an
+    /// HPA, with the metric sources of podscale.yaml; writes /scale, status (with the
+    /// history, so a restart keeps stabilization windows) and events.
+    ///
+    /// --local: scales a local deployment (real processes behind a front proxy that
+    /// routes to ready replicas) under an HPA file. The HPA's scaleTargetRef names the
+    /// deployment described by -d (command template with {port} and {replica},
+    /// readiness and metrics paths, CPU and memory requests, front and status ports).
+    /// Resource metrics come from /proc; Pods and External metrics from each replica's
+    /// /metrics or from --config. Ctrl-C or SIGTERM stops every process it started;
+    /// none outlive it, even if podscale is killed.
     ///
     /// Examples:
-    ///   podscale run --local hpa.yaml -d deployment.yaml --sync-period 5s
-    ///   podscale get -w          (in another terminal)
-    ///   podscale describe web-hpa
+    ///   podscale run --kubeconfig ~/.kube/config --config podscale.yaml
+    ///   podscale run --shadow        what podscale would do next to your HPAs
+    ///   podscale run --leader-election --metrics-addr 0.0.0.0:9090
+    ///   podscale run --local examples/local/hpa.yaml -d examples/local/deployment.yaml
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
-    /// List autoscalers of a running `podscale run --local`, as `kubectl get hpa`.
+    /// List autoscalers as `kubectl get hpa` lists HPAs: Autoscalers in a cluster
+    /// (`podscale get autoscalers -A`), or those of a running `podscale run --local`
+    /// (`podscale get --local`).
+    ///
+    /// Examples:
+    ///   podscale get autoscalers -A
+    ///   podscale get --local -w
     #[command(verbatim_doc_comment)]
-    Get(local_cmd::GetArgs),
-    /// Show one autoscaler in detail, as `kubectl describe hpa`: metrics against their
-    /// targets, conditions, events, replicas.
+    Get(GetArgs),
+    /// Show one autoscaler as `kubectl describe hpa` shows an HPA: metrics against their
+    /// targets, conditions, events.
+    ///
+    /// Examples:
+    ///   podscale describe autoscaler web -n prod
+    ///   podscale describe --local web-hpa
     #[command(verbatim_doc_comment)]
-    Describe(local_cmd::DescribeArgs),
+    Describe(DescribeArgs),
 }
 
-/// `podscale run`.
+/// `podscale run`: the Kubernetes flags, or `--local` and its own.
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// Run on this machine: replicas are local processes.
+    /// Run on this machine: replicas are local processes (see --deployment).
+    #[arg(long, requires = "deployment")]
+    local: bool,
+    /// (--local) The HPA manifest (autoscaling/v2); its scaleTargetRef names the deployment.
+    #[arg(requires = "local")]
+    hpa: Option<String>,
+    /// (--local) The local deployment: command, ports, probes, requests, front and status ports.
+    #[arg(short, long, value_name = "FILE", requires = "local")]
+    deployment: Option<String>,
+    /// (--local) The HPA to use when the manifest holds several.
+    #[arg(long, requires = "local")]
+    name: Option<String>,
+    /// (--local) Replicas to start with (default: the HPA's minReplicas).
+    #[arg(long, requires = "local")]
+    replicas: Option<i32>,
+    /// Where each metric comes from (podscale.yaml). Without it: in Kubernetes, the
+    /// metrics APIs; locally, each replica's metrics path.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<String>,
+    /// Time between syncs of one autoscaler (kube-controller-manager's default: 15s).
+    #[arg(long, default_value = "15s")]
+    sync_period: String,
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, conflicts_with = "local")]
+    kubeconfig: Option<std::path::PathBuf>,
+    /// Kubeconfig context.
+    #[arg(long, conflicts_with = "local")]
+    context: Option<String>,
+    /// The namespace to watch, or `all`.
+    #[arg(short, long, default_value = "all")]
+    namespace: String,
+    /// Watch standard autoscaling/v2 HPAs and publish what podscale would do as
+    /// metrics; write nothing.
+    #[arg(long, conflicts_with = "local")]
+    shadow: bool,
+    /// Write only while holding a Lease, so several replicas can run.
+    #[arg(long, conflicts_with = "local")]
+    leader_election: bool,
+    /// The Lease's name.
+    #[arg(long, default_value = "podscale")]
+    lease_name: String,
+    /// The Lease's namespace (default: $POD_NAMESPACE, else the kubeconfig's).
+    #[arg(long)]
+    lease_namespace: Option<String>,
+    /// The admin server (/metrics, /healthz, /readyz); `off` to disable.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    metrics_addr: String,
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.local {
+        let sync_period = local_cmd::parse_sync_period(&args.sync_period)
+            .map_err(|e| anyhow::anyhow!("--sync-period: {e}"))?;
+        let (Some(hpa), Some(deployment)) = (args.hpa, args.deployment) else {
+            anyhow::bail!("podscale run --local needs an HPA file and -d DEPLOYMENT.yaml");
+        };
+        return local_cmd::run_local(&local_cmd::LocalRunArgs {
+            hpa,
+            deployment,
+            config: args.config,
+            name: args.name,
+            sync_period,
+            replicas: args.replicas,
+        });
+    }
+    run_cmd::run(&run_cmd::Args {
+        kubeconfig: args.kubeconfig,
+        context: args.context,
+        config: args.config,
+        namespace: args.namespace,
+        shadow: args.shadow,
+        leader_election: args.leader_election,
+        lease_name: args.lease_name,
+        lease_namespace: args.lease_namespace,
+        metrics_addr: args.metrics_addr,
+        sync_period: args.sync_period,
+    })
+}
+
+/// `podscale get`: a cluster's Autoscalers, or a local runtime's autoscalers.
+#[derive(Debug, clap::Args)]
+struct GetArgs {
+    /// `autoscalers` (or `autoscaler`, `psa`); with --local, may be left out.
+    resource: Option<String>,
+    /// One autoscaler's name.
+    name: Option<String>,
+    /// Read a running `podscale run --local` instead of a cluster.
     #[arg(long)]
     local: bool,
+    /// (--local) The status API of the local runtime.
+    #[arg(long, env = "PODSCALE_STATUS_ADDR", default_value = local_cmd::DEFAULT_STATUS_ADDR)]
+    status_addr: String,
+    /// (--local) After listing, watch for changes.
+    #[arg(short, long, requires = "local")]
+    watch: bool,
+    /// Every namespace.
+    #[arg(short = 'A', long, conflicts_with_all = ["namespace", "local"])]
+    all_namespaces: bool,
+    /// Output: `wide`, `yaml` or `json` (in a cluster); `json` with --local.
+    #[arg(short, long)]
+    output: Option<String>,
     #[command(flatten)]
-    local_args: local_cmd::LocalRunArgs,
+    conn: get_cmd::Conn,
+}
+
+/// The local runtime names its autoscalers; a leading resource word is optional.
+fn local_name(resource: Option<String>, name: Option<String>) -> Option<String> {
+    match (resource, name) {
+        (Some(r), n) if matches!(r.as_str(), "autoscalers" | "autoscaler" | "psa" | "hpa") => n,
+        (Some(r), None) => Some(r),
+        (r, n) => n.or(r),
+    }
+}
+
+fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
+    if args.local {
+        let output = match args.output.as_deref() {
+            None | Some("text") => local_cmd::GetOutput::Text,
+            Some("json") => local_cmd::GetOutput::Json,
+            Some(o) => anyhow::bail!("-o {o}: with --local, one of text, json"),
+        };
+        return local_cmd::run_get(&local_cmd::GetArgs {
+            name: local_name(args.resource, args.name),
+            status_addr: args.status_addr,
+            watch: args.watch,
+            output,
+        });
+    }
+    let Some(resource) = args.resource else {
+        anyhow::bail!(
+            "name a resource type: podscale get autoscalers (or --local for a local runtime)"
+        );
+    };
+    let output = match args.output.as_deref() {
+        None => None,
+        Some("wide") => Some(get_cmd::GetOutput::Wide),
+        Some("yaml") => Some(get_cmd::GetOutput::Yaml),
+        Some("json") => Some(get_cmd::GetOutput::Json),
+        Some(o) => anyhow::bail!("-o {o}: one of wide, yaml, json"),
+    };
+    get_cmd::get(&get_cmd::GetArgs {
+        resource,
+        name: args.name,
+        all_namespaces: args.all_namespaces,
+        output,
+        conn: args.conn,
+    })
+}
+
+/// `podscale describe`.
+#[derive(Debug, clap::Args)]
+struct DescribeArgs {
+    /// `autoscaler` (or `autoscalers`, `psa`); with --local, may be left out.
+    resource: String,
+    /// The autoscaler's name.
+    name: Option<String>,
+    /// Read a running `podscale run --local` instead of a cluster.
+    #[arg(long)]
+    local: bool,
+    /// (--local) The status API of the local runtime.
+    #[arg(long, env = "PODSCALE_STATUS_ADDR", default_value = local_cmd::DEFAULT_STATUS_ADDR)]
+    status_addr: String,
+    /// (--local) Print again every 2 seconds.
+    #[arg(short, long, requires = "local")]
+    watch: bool,
+    #[command(flatten)]
+    conn: get_cmd::Conn,
+}
+
+fn describe(args: DescribeArgs) -> anyhow::Result<ExitCode> {
+    if args.local {
+        let Some(name) = local_name(Some(args.resource), args.name) else {
+            anyhow::bail!("name the autoscaler: podscale describe --local NAME");
+        };
+        return local_cmd::run_describe(&local_cmd::DescribeArgs {
+            name,
+            status_addr: args.status_addr,
+            watch: args.watch,
+        });
+    }
+    let Some(name) = args.name else {
+        anyhow::bail!("name the autoscaler: podscale describe autoscaler NAME");
+    };
+    get_cmd::describe(&get_cmd::DescribeArgs {
+        resource: args.resource,
+        name,
+        conn: args.conn,
+    })
 }
 
 fn main() -> ExitCode {
@@ -158,13 +381,11 @@ fn main() -> ExitCode {
         Command::Validate { files } => validate::run(&files),
         Command::Simulate(args) => simulate::run(&args),
         Command::Metrics(args) => metrics_cmd::run(&args),
-        Command::Run(args) if args.local => local_cmd::run_local(&args.local_args),
-        Command::Run(_) => Err(anyhow::anyhow!(
-            "podscale run needs --local for now: the Kubernetes controller is not built yet \
-             (see `podscale run --help`)"
-        )),
-        Command::Get(args) => local_cmd::run_get(&args),
-        Command::Describe(args) => local_cmd::run_describe(&args),
+        Command::Crd => crd_cmd::run(),
+        Command::Convert { file } => convert_cmd::run(&file),
+        Command::Run(args) => run(args),
+        Command::Get(args) => get(args),
+        Command::Describe(args) => describe(args),
     };
     match result {
         Ok(code) => code,
