@@ -356,7 +356,14 @@ pub async fn run(
         let settings = opts.settings.clone();
         let feeder = feed(
             api::<Autoscaler>(&client, ns),
-            move |a: &Autoscaler| a.to_update(&settings).map_err(|e| e.to_string()),
+            // An unusable `podscale:` block is reported on the object (event and
+            // ScalingActive=False/InvalidOptions), not only in this log.
+            move |a: &Autoscaler| {
+                Ok(a.to_update(&settings).unwrap_or_else(|e| Update::Invalid {
+                    hpa: Box::new(a.to_hpa()),
+                    message: e.to_string(),
+                }))
+            },
             tx,
             Some(uids),
             Arc::clone(&ready),

@@ -248,7 +248,7 @@ async fn the_status_keeps_the_history_and_a_new_instance_restores_it() {
         Update::Apply {
             history: restored, ..
         } => assert_eq!(restored.as_ref(), Some(&history)),
-        Update::Delete(_) => panic!("an apply"),
+        other => panic!("an apply, not {other:?}"),
     }
     // The merge patch replaced the status: absent fields were sent as null.
     let patch = &api.lock().status_patches[0];

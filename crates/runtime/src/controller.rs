@@ -46,7 +46,18 @@ pub enum Update {
     /// The autoscaler is gone: forget it (upstream deletes its recommendations and
     /// scale events).
     Delete(Key),
+    /// The object cannot be used as written (an invalid `podscale:` block, say): stop
+    /// syncing it, and say why where its user looks — a `Warning` event and
+    /// `ScalingActive=False` with [`INVALID_OPTIONS`] in its status — rather than only
+    /// in the controller's log.
+    Invalid {
+        hpa: Box<HorizontalPodAutoscaler>,
+        message: String,
+    },
 }
+
+/// The reason of the event and condition for an [`Update::Invalid`] autoscaler.
+pub const INVALID_OPTIONS: &str = "InvalidOptions";
 
 /// What the controller knows of one autoscaler, for status views.
 #[derive(Debug, Clone, PartialEq)]
@@ -226,12 +237,58 @@ impl<T: ScaleTarget, M: MetricSource, R: Recorder, C: Clock> Controller<T, M, R,
                         senders.remove(&key);
                         self.lock_views().remove(&key);
                     }
+                    Some(Update::Invalid { hpa, message }) => {
+                        let key = Key::of(&hpa);
+                        senders.remove(&key);
+                        self.lock_views().remove(&key);
+                        self.record_invalid(&key, &hpa, &message).await;
+                    }
                 },
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
         drop(senders);
         while tasks.join_next().await.is_some() {}
+    }
+
+    /// Writes why an autoscaler is not synced: a `Warning` event and, if the status
+    /// does not say so already, `ScalingActive=False/InvalidOptions`.
+    async fn record_invalid(&self, key: &Key, hpa: &HorizontalPodAutoscaler, message: &str) {
+        let s = &*self.shared;
+        if !*s.may_write.borrow() {
+            return;
+        }
+        tracing::warn!(autoscaler = %key, error = %message, "Not syncing this autoscaler.");
+        let now = s.clock.now();
+        let mut status = hpa.status.clone().unwrap_or_default();
+        let mut conds = status.conditions.take().unwrap_or_default();
+        let condition = podscale_core::conditions::new(
+            podscale_core::conditions::SCALING_ACTIVE,
+            false,
+            INVALID_OPTIONS,
+            message,
+        );
+        let unchanged = conds.iter().any(|c| {
+            c.type_ == condition.type_
+                && c.status == condition.status
+                && c.reason == condition.reason
+                && c.message == condition.message
+        });
+        podscale_core::conditions::set(&mut conds, condition, now);
+        status.conditions = Some(conds);
+        let timeout = s.config.call_timeout;
+        if !unchanged {
+            let history = History::default();
+            let write = s.recorder.write_status(key, hpa, &status, &history);
+            if let Ok(Err(e)) | Err(e) = crate::clock::timeout(&s.clock, timeout, write)
+                .await
+                .map_err(|e| crate::recorder::RecordError(e.to_string()))
+            {
+                tracing::warn!(autoscaler = %key, error = %e, "Cannot write the autoscaler's status.");
+            }
+        }
+        let event = podscale_core::conditions::Event::warning(INVALID_OPTIONS, message);
+        let _ = crate::clock::timeout(&s.clock, timeout, s.recorder.event(key, hpa, &event)).await;
     }
 
     async fn autoscaler_task(

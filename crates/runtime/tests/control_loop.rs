@@ -711,3 +711,48 @@ async fn shutdown_waits_for_every_task() {
         .expect("run returns after shutdown")
         .expect("no panic");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_invalid_autoscaler_is_not_synced_and_says_why() {
+    let clock = TokioClock::starting_at(START.parse().expect("ts"));
+    let target = FakeTarget::new(2, clock);
+    let h = start(
+        target.clone(),
+        FakeMetrics::new(Reading::Value(30.0)),
+        config(),
+        None,
+        hpa(None),
+        None,
+    )
+    .await;
+    wait(1).await;
+    assert_eq!(target.replicas(), 4);
+    let message = "spec.podscale.syncPeriod: \"0s\": must be more than 0 and at most 1h";
+    h.updates
+        .send(Update::Invalid {
+            hpa: Box::new(hpa(None)),
+            message: message.into(),
+        })
+        .await
+        .expect("send");
+    wait(1).await;
+    let syncs = h.controller.stats().snapshot().syncs;
+    wait(120).await;
+    assert_eq!(
+        h.controller.stats().snapshot().syncs,
+        syncs,
+        "an invalid autoscaler is not synced"
+    );
+    assert_eq!(target.replicas(), 4);
+    let r = h.recorded();
+    assert_eq!(
+        condition(&r, "ScalingActive"),
+        ("False".to_string(), "InvalidOptions".to_string())
+    );
+    assert!(
+        r.events
+            .iter()
+            .any(|e| e.reason == "InvalidOptions" && e.message == message)
+    );
+    h.stop().await;
+}
