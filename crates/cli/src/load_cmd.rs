@@ -53,6 +53,10 @@ pub struct Args {
     /// an error (max_in_flight).
     #[arg(long, default_value_t = 10_000)]
     pub max_in_flight: usize,
+    /// Open loop: most connections open at once (HTTP/1.1 keep-alive). A request due
+    /// when all are busy waits for one, its latency counting from when it was due.
+    #[arg(long, default_value_t = 1000)]
+    pub connections: usize,
     /// Per-request timeout, from its intended send time.
     #[arg(long, value_parser = parse_secs, default_value = "60s")]
     pub timeout: f64,
@@ -103,6 +107,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     };
     let mut cfg = Config::new(&args.url, mode, args.duration)?;
     cfg.max_in_flight = args.max_in_flight;
+    cfg.connections = args.connections;
     cfg.timeout = Duration::from_secs_f64(args.timeout.clamp(0.001, 86_400.0));
     cfg.shape = RequestShape {
         prompt_tokens: args.prompt_tokens,

@@ -19,14 +19,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioIo;
 use podscale_model::histogram::Fine;
 use podscale_sim::traffic::Pattern;
 use serde::Serialize;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 /// Why a load run cannot start.
@@ -83,6 +82,9 @@ pub struct Config {
     pub max_in_flight: usize,
     /// Per-request timeout (from the intended send time).
     pub timeout: Duration,
+    /// Open loop: most connections (and so requests on the wire) at once; a request
+    /// due when all are busy waits for one, its latency counting from its due time.
+    pub connections: usize,
     pub shape: RequestShape,
 }
 
@@ -114,6 +116,7 @@ impl Config {
             duration,
             max_in_flight: 10_000,
             timeout: Duration::from_secs(60),
+            connections: 1000,
             shape: RequestShape::default(),
         })
     }
@@ -138,6 +141,11 @@ impl Config {
                     ));
                 }
             }
+        }
+        if self.connections == 0 || self.connections > 100_000 {
+            return Err(Error::Config(
+                "--connections must be from 1 to 100000".into(),
+            ));
         }
         if self.max_in_flight == 0 {
             return Err(Error::Config("--max-in-flight must be at least 1".into()));
@@ -235,7 +243,10 @@ struct Stats {
 #[derive(Debug)]
 struct Shared {
     cfg: Config,
-    client: Client<HttpConnector, Full<Bytes>>,
+    pool: Pool,
+    /// `host[:port]` for the Host header; the request target is the path and query.
+    authority: String,
+    target: String,
     body: Bytes,
     method: Method,
     stats: Mutex<Stats>,
@@ -308,13 +319,31 @@ pub async fn run(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Report, Error> {
     cfg.check()?;
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(10)));
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(usize::MAX)
-        .build(connector);
+    let host = cfg.url.host().unwrap_or_default().to_owned();
+    let port = cfg.url.port_u16().unwrap_or(80);
+    let addr = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| Error::Config(format!("cannot resolve {host}")))?;
+    let connections = match cfg.mode {
+        Mode::Closed { concurrency } => concurrency,
+        Mode::Open { .. } => cfg.connections,
+    };
+    let pool = Pool {
+        addr,
+        idle: Mutex::new(Vec::new()),
+        permits: Semaphore::new(connections.max(1)),
+    };
+    let authority = cfg
+        .url
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .unwrap_or_default();
+    let target = cfg
+        .url
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
     let (method, body) = match body_for(&cfg.url, &cfg.shape) {
         Some(v) => (Method::POST, Bytes::from(v.to_string())),
         None => (Method::GET, Bytes::new()),
@@ -322,7 +351,9 @@ pub async fn run(
     let start = Instant::now();
     let shared = Arc::new(Shared {
         cfg,
-        client,
+        pool,
+        authority,
+        target,
         body,
         method,
         stats: Mutex::new(Stats {
@@ -458,24 +489,79 @@ async fn one(shared: Arc<Shared>, due: Instant) {
     shared.done();
 }
 
+/// HTTP/1.1 keep-alive connections to the target, at most `permits` in use at once: a
+/// request due when all are busy waits for one (its latency still counts from its due
+/// time, as wrk2 does), rather than opening connection after connection.
+#[derive(Debug)]
+struct Pool {
+    addr: std::net::SocketAddr,
+    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    permits: Semaphore,
+}
+
+impl Pool {
+    fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while let Some(c) = idle.pop() {
+            if !c.is_closed() {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn put(&self, c: SendRequest<Full<Bytes>>) {
+        if !c.is_closed() {
+            self.idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(c);
+        }
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+        let stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .map_err(|_| "connect".to_owned())?;
+        let _ = stream.set_nodelay(true);
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| "connect".to_owned())?;
+        tokio::spawn(conn);
+        Ok(send)
+    }
+}
+
 /// One request and its whole answer: (latency, time to first body bytes when streaming).
 async fn exchange(shared: &Shared, due: Instant) -> Result<(f64, Option<f64>), String> {
+    let _permit = shared
+        .pool
+        .permits
+        .acquire()
+        .await
+        .map_err(|_| "io".to_owned())?;
+    let mut conn = match shared.pool.take_idle() {
+        Some(c) => c,
+        None => shared.pool.connect().await?,
+    };
+    if conn.ready().await.is_err() {
+        // Closed by the server while idle: one fresh connection.
+        conn = shared.pool.connect().await?;
+    }
     let mut req = Request::builder()
         .method(shared.method.clone())
-        .uri(shared.cfg.url.clone());
+        .uri(shared.target.as_str())
+        .header("host", shared.authority.as_str());
     if shared.method == Method::POST {
         req = req.header("content-type", "application/json");
     }
     let req = req
         .body(Full::new(shared.body.clone()))
         .map_err(|_| "request".to_owned())?;
-    let resp = shared.client.request(req).await.map_err(|e| {
-        if e.is_connect() {
-            "connect".to_owned()
-        } else {
-            "io".to_owned()
-        }
-    })?;
+    let resp = conn.send_request(req).await.map_err(|_| "io".to_owned())?;
     let status = resp.status();
     let mut body = resp.into_body();
     let mut ttft = None;
@@ -485,13 +571,12 @@ async fn exchange(shared: &Shared, due: Instant) -> Result<(f64, Option<f64>), S
             ttft = Some(due.elapsed().as_secs_f64());
         }
     }
+    let latency = due.elapsed().as_secs_f64();
+    shared.pool.put(conn);
     if !status.is_success() {
         return Err(format!("status_{}", status.as_u16()));
     }
-    Ok((
-        due.elapsed().as_secs_f64(),
-        ttft.filter(|_| shared.cfg.shape.stream),
-    ))
+    Ok((latency, ttft.filter(|_| shared.cfg.shape.stream)))
 }
 
 /// The final report as text.
