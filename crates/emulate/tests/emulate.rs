@@ -362,3 +362,76 @@ async fn health_is_503_until_the_startup_delay_and_faults_misbehave() {
     assert_eq!(r.status, 200);
     assert!(r.elapsed >= Duration::from_millis(350), "{:?}", r.elapsed);
 }
+
+/// Completion times (seconds after a common arrival at 0) the replica model gives `n`
+/// identical requests, in simulated time.
+fn simulated_e2e(m: &Model, n: usize, input: u32, output: u32) -> Vec<f64> {
+    use podscale_model::{Observer, Queued, Replica, ServerParams};
+    struct Done(Vec<f64>);
+    impl Observer<()> for Done {
+        fn enqueued(&mut self, _: u64) {}
+        fn dequeued(&mut self, _: u64) {}
+        fn waited(&mut self, _: f64) {}
+        fn timed_out(&mut self, (): ()) {}
+        fn aborted(&mut self, _: u64) {}
+        fn complete(&mut self, (): (), e2e: f64, _: f64) {
+            self.0.push(e2e);
+        }
+    }
+    let p = ServerParams::from_model(m);
+    let mut r = Replica::new(0.0);
+    let mut done = Done(Vec::new());
+    for _ in 0..n {
+        let q = Queued {
+            arrival: 0.0,
+            input,
+            output,
+            tag: (),
+        };
+        r.arrive(q, 0.0, &p, &mut done);
+    }
+    for _ in 0..10_000 {
+        let t = r.next_event(&p);
+        if !t.is_finite() {
+            break;
+        }
+        r.on_event(t, &p, &mut done);
+    }
+    done.0.sort_by(f64::total_cmp);
+    done.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_finishes_when_the_simulators_replica_says() {
+    // Three requests at once: prefills back to back (0.1 s each), then decoding three
+    // at a time, at the 3-sequence step (33 ms, between the 1 and 4 points).
+    let m = model(4);
+    let want = simulated_e2e(&m, 3, 100, 30);
+    assert_eq!(want.len(), 3);
+    assert!(want[2] > 0.3 + 29.0 * 0.033 - 0.05, "{want:?}");
+    let emu = Emulator::start(config(m)).await.expect("start");
+    let addr = emu.local_addr();
+    let tasks: Vec<_> = (0..3)
+        .map(|_| {
+            tokio::spawn(call(
+                addr,
+                "POST",
+                "/v1/completions",
+                Some(completion(100, 30, false)),
+            ))
+        })
+        .collect();
+    let mut got = Vec::new();
+    for t in tasks {
+        let r = t.await.expect("task");
+        assert_eq!(r.status, 200);
+        got.push(r.elapsed.as_secs_f64());
+    }
+    got.sort_by(f64::total_cmp);
+    for (g, w) in got.iter().zip(&want) {
+        assert!(
+            *g >= w - 0.01 && *g < w + 0.2,
+            "emulated {got:?} vs simulated {want:?}"
+        );
+    }
+}
