@@ -43,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::future::pending::<()>().await;
             Ok(())
         }),
-        Some("load") if args.len() == 5 => {
+        Some("load") if args.len() == 5 || args.len() == 6 => {
             let n: f64 = args[3].parse()?;
             let secs: f64 = args[4].parse()?;
             let mode = match args[2].as_str() {
@@ -56,6 +56,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             let mut cfg = Config::new(&args[1], mode, secs)?;
             cfg.shape.max_tokens = 16;
+            if let Some(c) = args.get(5) {
+                cfg.connections = c.parse()?;
+            }
             let report = rt.block_on(podscale_load::run(cfg, &mut |_| {}))?;
             println!("{}", serde_json::to_string(&report)?);
             println!("peak_rss_kib {}", peak_rss_kib());

@@ -13,7 +13,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ use hyper_util::rt::TokioIo;
 use podscale_model::histogram::Fine;
 use podscale_sim::traffic::Pattern;
 use serde::Serialize;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Why a load run cannot start.
@@ -243,7 +243,7 @@ struct Stats {
 #[derive(Debug)]
 struct Shared {
     cfg: Config,
-    pool: Pool,
+    addr: std::net::SocketAddr,
     /// `host[:port]` for the Host header; the request target is the path and query.
     authority: String,
     target: String,
@@ -326,15 +326,6 @@ pub async fn run(
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| Error::Config(format!("cannot resolve {host}")))?;
-    let connections = match cfg.mode {
-        Mode::Closed { concurrency } => concurrency,
-        Mode::Open { .. } => cfg.connections,
-    };
-    let pool = Pool {
-        addr,
-        idle: Mutex::new(Vec::new()),
-        permits: Semaphore::new(connections.max(1)),
-    };
     let authority = cfg
         .url
         .authority()
@@ -351,7 +342,7 @@ pub async fn run(
     let start = Instant::now();
     let shared = Arc::new(Shared {
         cfg,
-        pool,
+        addr,
         authority,
         target,
         body,
@@ -415,23 +406,63 @@ pub async fn run(
     })
 }
 
-/// Sends on schedule: request `i` is due at `t_i`, spaced `1 / rate(t)` apart.
+/// Requests due and not yet taken by a connection (open loop).
+#[derive(Debug, Default)]
+struct Queue {
+    due: Mutex<std::collections::VecDeque<Instant>>,
+    ready: Notify,
+    finished: AtomicBool,
+}
+
+impl Queue {
+    fn pop(&self) -> Option<Instant> {
+        self.due
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop_front()
+    }
+}
+
+/// Sends on schedule: request `i` is due at `t_i`, spaced `1 / rate(t)` apart, and goes
+/// out on the first free connection (`connections` of them, as wrk2 does); its latency
+/// counts from `t_i` however long it waited for one.
 async fn open_loop(shared: Arc<Shared>, pattern: Pattern, start: Instant) {
+    let queue = Arc::new(Queue::default());
+    let workers: Vec<_> = (0..shared.cfg.connections)
+        .map(|_| {
+            let shared = Arc::clone(&shared);
+            let queue = Arc::clone(&queue);
+            tokio::spawn(async move {
+                let mut conn = None;
+                loop {
+                    if let Some(due) = queue.pop() {
+                        one(&shared, &mut conn, due).await;
+                        continue;
+                    }
+                    if queue.finished.load(Ordering::Acquire) {
+                        return;
+                    }
+                    // notify_one keeps a permit for a worker not yet waiting, so no
+                    // request is missed; the timeout only bounds the wait at the end.
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(100), queue.ready.notified())
+                            .await;
+                }
+            })
+        })
+        .collect();
     let duration = shared.cfg.duration;
     let mut t = 0.0;
     loop {
         let rate = rate_at(&pattern, t, duration);
+        // (Less a rounding margin: 800 steps of 1/200 s add up to a hair under 4 s.)
+        if t >= duration - 1e-9 {
+            break;
+        }
         if rate.is_nan() || rate <= 0.0 {
             // Nothing due: look again a little later.
             t += 0.01;
-            if t >= duration {
-                return;
-            }
             continue;
-        }
-        // (Less a rounding margin: 800 steps of 1/200 s add up to a hair under 4 s.)
-        if t >= duration - 1e-9 {
-            return;
         }
         let due = start + Duration::from_secs_f64(t);
         // A timer fires about every millisecond: send everything already due at once;
@@ -444,32 +475,48 @@ async fn open_loop(shared: Arc<Shared>, pattern: Pattern, start: Instant) {
             shared.error("max_in_flight".into());
             shared.done();
         } else {
-            tokio::spawn(one(Arc::clone(&shared), due));
+            queue
+                .due
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push_back(due);
+            queue.ready.notify_one();
         }
         t += 1.0 / rate;
     }
-}
-
-async fn closed_loop(shared: Arc<Shared>, concurrency: usize, end: Instant) {
-    let mut workers = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
-        let shared = Arc::clone(&shared);
-        workers.push(tokio::spawn(async move {
-            while Instant::now() < end {
-                shared.sent.fetch_add(1, Ordering::Relaxed);
-                shared.in_flight.fetch_add(1, Ordering::AcqRel);
-                one(Arc::clone(&shared), Instant::now()).await;
-            }
-        }));
-    }
+    queue.finished.store(true, Ordering::Release);
+    queue.ready.notify_waiters();
     for w in workers {
         let _ = w.await;
     }
 }
 
-/// Sends one request due at `due` and records its fate.
-async fn one(shared: Arc<Shared>, due: Instant) {
-    let outcome = tokio::time::timeout_at(due + shared.cfg.timeout, exchange(&shared, due)).await;
+/// `concurrency` workers, each with its connection, sending when the last answer is in.
+async fn closed_loop(shared: Arc<Shared>, concurrency: usize, end: Instant) {
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                let mut conn = None;
+                while Instant::now() < end {
+                    shared.sent.fetch_add(1, Ordering::Relaxed);
+                    shared.in_flight.fetch_add(1, Ordering::AcqRel);
+                    one(&shared, &mut conn, Instant::now()).await;
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.await;
+    }
+}
+
+type Conn = SendRequest<Full<Bytes>>;
+
+/// Sends one request due at `due` on `conn` (opened if needed) and records its fate.
+async fn one(shared: &Shared, conn: &mut Option<Conn>, due: Instant) {
+    let outcome =
+        tokio::time::timeout_at(due + shared.cfg.timeout, exchange(shared, conn, due)).await;
     match outcome {
         Ok(Ok((latency, ttft))) => {
             let mut s = shared
@@ -483,74 +530,48 @@ async fn one(shared: Arc<Shared>, due: Instant) {
             }
             s.last_done = Instant::now();
         }
-        Ok(Err(kind)) => shared.error(kind),
-        Err(_) => shared.error("timeout".into()),
+        Ok(Err(kind)) => {
+            *conn = None;
+            shared.error(kind);
+        }
+        Err(_) => {
+            // The answer may still come on this connection: do not reuse it.
+            *conn = None;
+            shared.error("timeout".into());
+        }
     }
     shared.done();
 }
 
-/// HTTP/1.1 keep-alive connections to the target, at most `permits` in use at once: a
-/// request due when all are busy waits for one (its latency still counts from its due
-/// time, as wrk2 does), rather than opening connection after connection.
-#[derive(Debug)]
-struct Pool {
-    addr: std::net::SocketAddr,
-    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
-    permits: Semaphore,
-}
-
-impl Pool {
-    fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
-        let mut idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        while let Some(c) = idle.pop() {
-            if !c.is_closed() {
-                return Some(c);
-            }
-        }
-        None
-    }
-
-    fn put(&self, c: SendRequest<Full<Bytes>>) {
-        if !c.is_closed() {
-            self.idle
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(c);
-        }
-    }
-
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
-        let stream = tokio::net::TcpStream::connect(self.addr)
-            .await
-            .map_err(|_| "connect".to_owned())?;
-        let _ = stream.set_nodelay(true);
-        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|_| "connect".to_owned())?;
-        tokio::spawn(conn);
-        Ok(send)
-    }
+async fn connect(addr: std::net::SocketAddr) -> Result<Conn, String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|_| "connect".to_owned())?;
+    let _ = stream.set_nodelay(true);
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|_| "connect".to_owned())?;
+    tokio::spawn(conn);
+    Ok(send)
 }
 
 /// One request and its whole answer: (latency, time to first body bytes when streaming).
-async fn exchange(shared: &Shared, due: Instant) -> Result<(f64, Option<f64>), String> {
-    let _permit = shared
-        .pool
-        .permits
-        .acquire()
-        .await
-        .map_err(|_| "io".to_owned())?;
-    let mut conn = match shared.pool.take_idle() {
-        Some(c) => c,
-        None => shared.pool.connect().await?,
+async fn exchange(
+    shared: &Shared,
+    conn: &mut Option<Conn>,
+    due: Instant,
+) -> Result<(f64, Option<f64>), String> {
+    let reusable = match conn.as_mut() {
+        Some(c) => c.ready().await.is_ok(),
+        None => false,
     };
-    if conn.ready().await.is_err() {
-        // Closed by the server while idle: one fresh connection.
-        conn = shared.pool.connect().await?;
+    if !reusable {
+        // None yet, or closed by the server while idle.
+        *conn = Some(connect(shared.addr).await?);
     }
+    let Some(c) = conn.as_mut() else {
+        return Err("connect".into());
+    };
     let mut req = Request::builder()
         .method(shared.method.clone())
         .uri(shared.target.as_str())
@@ -561,7 +582,7 @@ async fn exchange(shared: &Shared, due: Instant) -> Result<(f64, Option<f64>), S
     let req = req
         .body(Full::new(shared.body.clone()))
         .map_err(|_| "request".to_owned())?;
-    let resp = conn.send_request(req).await.map_err(|_| "io".to_owned())?;
+    let resp = c.send_request(req).await.map_err(|_| "io".to_owned())?;
     let status = resp.status();
     let mut body = resp.into_body();
     let mut ttft = None;
@@ -572,7 +593,6 @@ async fn exchange(shared: &Shared, due: Instant) -> Result<(f64, Option<f64>), S
         }
     }
     let latency = due.elapsed().as_secs_f64();
-    shared.pool.put(conn);
     if !status.is_success() {
         return Err(format!("status_{}", status.as_u16()));
     }
