@@ -31,7 +31,7 @@ P99=$(awk '$1=="99%" {print $2}' "$TMP/wrk.out")
 printf '%-34s %12s %10s %10s %10s\n' "wrk -c$CONNS (closed loop)" "$RPS" "$P50" "$P99" "$(($(cat "$TMP/wrk.rss") / 1024))"
 run_load() {
     label=$1; shift
-    /usr/bin/time -f '%M' -o "$TMP/load.rss" "$BIN" load "$URL" "$@" "$SECS" > "$TMP/load.out"
+    /usr/bin/time -f '%M' -o "$TMP/load.rss" "$BIN" load "$URL" "$1" "$2" "$SECS" ${3:-} > "$TMP/load.out"
     python3 - "$label" "$TMP/load.out" "$TMP/load.rss" <<'PY'
 import json, sys
 label, out, rss = sys.argv[1:]
@@ -44,4 +44,4 @@ PY
 }
 run_load "podscale load -c$CONNS (closed loop)" closed "$CONNS"
 WRK_RATE=$(printf '%.0f' "$RPS")
-run_load "podscale load --rate $WRK_RATE (open)" rate "$WRK_RATE"
+run_load "podscale load --rate $WRK_RATE (open)" rate "$WRK_RATE" "$CONNS"

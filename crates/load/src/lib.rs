@@ -249,20 +249,56 @@ struct Shared {
     target: String,
     body: Bytes,
     method: Method,
-    stats: Mutex<Stats>,
+    /// Striped so that workers seldom wait for each other's lock.
+    stats: Vec<Mutex<Stats>>,
     sent: AtomicU64,
     in_flight: AtomicUsize,
     idle: Notify,
+    start: Instant,
+}
+
+/// Stat stripes: enough that 2 × the cores rarely collide.
+const STRIPES: usize = 32;
+
+impl Stats {
+    fn new(start: Instant) -> Self {
+        Self {
+            latency: Fine::new(),
+            ttft: Fine::new(),
+            completed: 0,
+            errors: BTreeMap::new(),
+            last_done: start,
+        }
+    }
 }
 
 impl Shared {
-    fn error(&self, kind: String) {
-        let mut s = self
-            .stats
+    fn stats(&self, worker: usize) -> std::sync::MutexGuard<'_, Stats> {
+        self.stats[worker % self.stats.len()]
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn error(&self, worker: usize, kind: String) {
+        let mut s = self.stats(worker);
         *s.errors.entry(kind).or_default() += 1;
         s.last_done = Instant::now();
+    }
+
+    /// All stripes merged.
+    fn merged(&self) -> Stats {
+        let mut all = Stats::new(self.start);
+        for i in 0..self.stats.len() {
+            let s = self.stats(i);
+            all.latency.merge(&s.latency);
+            all.ttft.merge(&s.ttft);
+            all.completed += s.completed;
+            for (k, v) in &s.errors {
+                *all.errors.entry(k.clone()).or_default() += v;
+            }
+            all.last_done = all.last_done.max(s.last_done);
+        }
+        all
     }
 
     fn done(&self) {
@@ -272,10 +308,7 @@ impl Shared {
     }
 
     fn progress(&self, start: Instant) -> Progress {
-        let s = self
-            .stats
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let s = self.merged();
         Progress {
             elapsed: start.elapsed().as_secs_f64(),
             sent: self.sent.load(Ordering::Relaxed),
@@ -347,13 +380,10 @@ pub async fn run(
         target,
         body,
         method,
-        stats: Mutex::new(Stats {
-            latency: Fine::new(),
-            ttft: Fine::new(),
-            completed: 0,
-            errors: BTreeMap::new(),
-            last_done: start,
-        }),
+        stats: (0..STRIPES)
+            .map(|_| Mutex::new(Stats::new(start)))
+            .collect(),
+        start,
         sent: AtomicU64::new(0),
         in_flight: AtomicUsize::new(0),
         idle: Notify::new(),
@@ -385,10 +415,7 @@ pub async fn run(
             _ = ticker.tick() => progress(shared.progress(start)),
         }
     }
-    let s = shared
-        .stats
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let s = shared.merged();
     let elapsed = s.last_done.duration_since(start).as_secs_f64().max(1e-9);
     Ok(Report {
         url: shared.cfg.url.to_string(),
@@ -429,14 +456,14 @@ impl Queue {
 async fn open_loop(shared: Arc<Shared>, pattern: Pattern, start: Instant) {
     let queue = Arc::new(Queue::default());
     let workers: Vec<_> = (0..shared.cfg.connections)
-        .map(|_| {
+        .map(|worker| {
             let shared = Arc::clone(&shared);
             let queue = Arc::clone(&queue);
             tokio::spawn(async move {
                 let mut conn = None;
                 loop {
                     if let Some(due) = queue.pop() {
-                        one(&shared, &mut conn, due).await;
+                        one(&shared, worker, &mut conn, due).await;
                         continue;
                     }
                     if queue.finished.load(Ordering::Acquire) {
@@ -472,7 +499,7 @@ async fn open_loop(shared: Arc<Shared>, pattern: Pattern, start: Instant) {
         }
         shared.sent.fetch_add(1, Ordering::Relaxed);
         if shared.in_flight.fetch_add(1, Ordering::AcqRel) >= shared.cfg.max_in_flight {
-            shared.error("max_in_flight".into());
+            shared.error(0, "max_in_flight".into());
             shared.done();
         } else {
             queue
@@ -494,14 +521,14 @@ async fn open_loop(shared: Arc<Shared>, pattern: Pattern, start: Instant) {
 /// `concurrency` workers, each with its connection, sending when the last answer is in.
 async fn closed_loop(shared: Arc<Shared>, concurrency: usize, end: Instant) {
     let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
+        .map(|worker| {
             let shared = Arc::clone(&shared);
             tokio::spawn(async move {
                 let mut conn = None;
                 while Instant::now() < end {
                     shared.sent.fetch_add(1, Ordering::Relaxed);
                     shared.in_flight.fetch_add(1, Ordering::AcqRel);
-                    one(&shared, &mut conn, Instant::now()).await;
+                    one(&shared, worker, &mut conn, Instant::now()).await;
                 }
             })
         })
@@ -514,15 +541,12 @@ async fn closed_loop(shared: Arc<Shared>, concurrency: usize, end: Instant) {
 type Conn = SendRequest<Full<Bytes>>;
 
 /// Sends one request due at `due` on `conn` (opened if needed) and records its fate.
-async fn one(shared: &Shared, conn: &mut Option<Conn>, due: Instant) {
+async fn one(shared: &Shared, worker: usize, conn: &mut Option<Conn>, due: Instant) {
     let outcome =
         tokio::time::timeout_at(due + shared.cfg.timeout, exchange(shared, conn, due)).await;
     match outcome {
         Ok(Ok((latency, ttft))) => {
-            let mut s = shared
-                .stats
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut s = shared.stats(worker);
             s.completed += 1;
             s.latency.record(latency);
             if let Some(t) = ttft {
@@ -532,12 +556,12 @@ async fn one(shared: &Shared, conn: &mut Option<Conn>, due: Instant) {
         }
         Ok(Err(kind)) => {
             *conn = None;
-            shared.error(kind);
+            shared.error(worker, kind);
         }
         Err(_) => {
             // The answer may still come on this connection: do not reuse it.
             *conn = None;
-            shared.error("timeout".into());
+            shared.error(worker, "timeout".into());
         }
     }
     shared.done();
