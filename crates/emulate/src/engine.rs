@@ -275,6 +275,24 @@ impl Observer<u64> for State {
 /// Most model events handled before looking at new arrivals again.
 const MAX_EVENTS_PER_TURN: usize = 100_000;
 
+/// Runs the model up to `now`: every event due by then at its own model time, as the
+/// simulator does. A timer wakes the task about once a millisecond, so events closer
+/// together than that (prefills of short prompts) are caught up in one turn instead of
+/// each waiting for a timer tick, which would slow the server down.
+fn catch_up(replica: &mut Replica<u64>, now: f64, p: &ServerParams, st: &mut State) {
+    let mut n = 0;
+    loop {
+        let t = replica.next_event(p);
+        if t > now || n >= MAX_EVENTS_PER_TURN {
+            break;
+        }
+        replica.on_event(t, p, st);
+        n += 1;
+    }
+    replica.purge_expired(now, p, st);
+    replica.advance(now, p);
+}
+
 async fn run_model(inner: Shared, mut rx: mpsc::Receiver<Cmd>) {
     let p = inner.params.clone();
     let clock = &inner.clock;
@@ -290,13 +308,7 @@ async fn run_model(inner: Shared, mut rx: mpsc::Receiver<Cmd>) {
     let mut last = replica.counters();
     loop {
         let now = clock.now();
-        let mut n = 0;
-        while replica.next_event(&p) <= now + 1e-9 && n < MAX_EVENTS_PER_TURN {
-            replica.on_event(now, &p, &mut st);
-            n += 1;
-        }
-        replica.purge_expired(now, &p, &mut st);
-        replica.advance(now, &p);
+        catch_up(&mut replica, now, &p, &mut st);
         let mut streaming = false;
         for (tag, tokens) in replica.decoding() {
             if let Some(slot) = st.slots.get_mut(&tag)
@@ -336,11 +348,12 @@ async fn run_model(inner: Shared, mut rx: mpsc::Receiver<Cmd>) {
                 Some(Cmd::Arrive { id, input, output, stream, arrived, tx }) => {
                     st.slots.insert(id, Slot { tx, stream, arrived, sent: 0 });
                     let now = clock.now();
+                    catch_up(&mut replica, now, &p, &mut st);
                     replica.arrive(Queued { arrival: now, input, output, tag: id }, now, &p, &mut st);
                 }
                 Some(Cmd::Snapshot(reply)) => {
                     let now = clock.now();
-                    replica.advance(now, &p);
+                    catch_up(&mut replica, now, &p, &mut st);
                     let c = replica.counters();
                     let _ = reply.send(Snapshot {
                         waiting: replica.waiting(),

@@ -5,7 +5,9 @@
 //! cargo run --release -p podscale-load --example loadbench -- serve [--instant]
 //! cargo run --release -p podscale-load --example loadbench -- load URL (rate R | closed N) SECONDS
 //! ```
-//! `serve` prints `listening ADDR` and serves until killed. `load` prints the JSON report
+//! `serve` prints `listening ADDR` and serves until killed (the model file in
+//! `LOADBENCH_MODEL` if set). `load` sends `LOADBENCH_MAX_TOKENS` (16) per request,
+//! streamed when `LOADBENCH_STREAM` is set. `load` prints the JSON report
 //! and the process's peak RSS (VmHWM). `crates/load/bench.sh` runs the comparison.
 use std::net::SocketAddr;
 
@@ -32,10 +34,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     match args.first().map(String::as_str) {
         Some("serve") => rt.block_on(async {
-            let mut c = EmuConfig::new(
-                SocketAddr::from(([127, 0, 0, 1], 0)),
-                Model::default_model(),
-            );
+            let model = match std::env::var("LOADBENCH_MODEL") {
+                Ok(path) => Model::load(Some(&std::fs::read_to_string(&path)?), &path)?,
+                Err(_) => Model::default_model(),
+            };
+            let mut c = EmuConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), model);
             c.instant = args.iter().any(|a| a == "--instant");
             c.cpu_scale = 0.0;
             let emu = Emulator::start(c).await?;
@@ -55,7 +58,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 },
             };
             let mut cfg = Config::new(&args[1], mode, secs)?;
-            cfg.shape.max_tokens = 16;
+            cfg.shape.max_tokens = std::env::var("LOADBENCH_MAX_TOKENS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(16);
+            cfg.shape.stream = std::env::var_os("LOADBENCH_STREAM").is_some();
             if let Some(c) = args.get(5) {
                 cfg.connections = c.parse()?;
             }
