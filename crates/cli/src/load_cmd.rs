@@ -43,12 +43,21 @@ pub struct Args {
     /// spike:base=R,peak=R[,at=T][,for=T] | sine:mean=R[,amplitude=R][,period=T].
     #[arg(long, conflicts_with = "concurrency")]
     pub pattern: Option<String>,
+    /// Replay a traffic file (the simulator's formats: a per-request trace
+    /// `timestamp_seconds,input_tokens,output_tokens` or a rate envelope
+    /// `timestamp_seconds,requests_per_second`): token counts become the prompt length
+    /// and `max_tokens`.
+    #[arg(short, long, value_name = "FILE", conflicts_with_all = ["rate", "pattern", "concurrency"])]
+    pub trace: Option<std::path::PathBuf>,
+    /// Multiplies the trace's times (0.5 plays it twice as fast).
+    #[arg(long, default_value_t = 1.0, requires = "trace")]
+    pub time_scale: f64,
     /// Closed loop: this many workers, each sending when its last request returned.
     #[arg(long)]
     pub concurrency: Option<usize>,
-    /// How long to send.
-    #[arg(short, long, value_parser = parse_secs, default_value = "10s")]
-    pub duration: f64,
+    /// How long to send (default 10s; a trace's own length).
+    #[arg(short, long, value_parser = parse_secs)]
+    pub duration: Option<f64>,
     /// Open loop: most requests in flight; one due beyond it is not sent and counts as
     /// an error (max_in_flight).
     #[arg(long, default_value_t = 10_000)]
@@ -88,7 +97,26 @@ fn parse_secs(s: &str) -> Result<f64, String> {
 const MAX_RATE: f64 = 1_000_000.0;
 
 pub fn run(args: &Args) -> Result<ExitCode> {
+    let mut duration = args.duration.unwrap_or(10.0);
     let mode = match (&args.rate, &args.pattern, args.concurrency) {
+        _ if args.trace.is_some() => {
+            let path = args.trace.clone().unwrap_or_default();
+            let options = podscale_sim::TrafficOptions {
+                time_scale: args.time_scale,
+                duration: args.duration,
+                ..podscale_sim::TrafficOptions::default()
+            };
+            let traffic = podscale_sim::Traffic::prepare(
+                &podscale_sim::TrafficSpec::Trace(podscale_sim::TraceSource::Path(path)),
+                options,
+            )?;
+            if args.duration.is_none() {
+                duration = traffic.horizon;
+            }
+            Mode::Trace {
+                traffic: Box::new(traffic),
+            }
+        }
         (_, _, Some(n)) => Mode::Closed { concurrency: n },
         (Some(r), _, _) => {
             if !(r.is_finite() && *r > 0.0 && *r <= MAX_RATE) {
@@ -99,13 +127,13 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             }
         }
         (None, Some(spec), None) => {
-            let (pattern, _) = Pattern::parse(spec, Some(args.duration))
+            let (pattern, _) = Pattern::parse(spec, Some(duration))
                 .map_err(|e| anyhow::anyhow!("--pattern: {e}\n  patterns: {PATTERN_HELP}"))?;
             Mode::Open { pattern }
         }
-        (None, None, None) => anyhow::bail!("give --rate, --pattern or --concurrency"),
+        (None, None, None) => anyhow::bail!("give --rate, --pattern, --trace or --concurrency"),
     };
-    let mut cfg = Config::new(&args.url, mode, args.duration)?;
+    let mut cfg = Config::new(&args.url, mode, duration)?;
     cfg.max_in_flight = args.max_in_flight;
     cfg.connections = args.connections;
     cfg.timeout = Duration::from_secs_f64(args.timeout.clamp(0.001, 86_400.0));

@@ -38,10 +38,14 @@ pub enum Error {
 }
 
 /// How requests are paced.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Mode {
     /// Requests leave on schedule at `pattern`'s rate (requests per second over time).
     Open { pattern: Pattern },
+    /// Requests leave when the simulator's traffic says (a per-request trace or a rate
+    /// envelope, `podscale simulate --trace`), each with its trace's token counts as
+    /// prompt length and `max_tokens`.
+    Trace { traffic: Box<podscale_sim::Traffic> },
     /// `n` workers, each sending its next request when the last returned (wrk's model;
     /// latency from the actual send).
     Closed { concurrency: usize },
@@ -131,6 +135,14 @@ impl Config {
                 if expected > MAX_REQUESTS {
                     return Err(Error::Config(format!(
                         "the run would send about {expected:.0} requests, more than the limit of {MAX_REQUESTS:.0}: shorten --duration or lower the rate"
+                    )));
+                }
+            }
+            Mode::Trace { traffic } => {
+                if traffic.expected_requests > MAX_REQUESTS {
+                    return Err(Error::Config(format!(
+                        "the trace has about {:.0} requests, more than the limit of {MAX_REQUESTS:.0}: cut it with --duration",
+                        traffic.expected_requests
                     )));
                 }
             }
@@ -390,7 +402,21 @@ pub async fn run(
     });
     let end = start + Duration::from_secs_f64(shared.cfg.duration);
     let sender = match shared.cfg.mode.clone() {
-        Mode::Open { pattern } => tokio::spawn(open_loop(Arc::clone(&shared), pattern, start)),
+        Mode::Open { pattern } => tokio::spawn(open_loop(
+            Arc::clone(&shared),
+            Schedule::Pattern { pattern, t: 0.0 },
+            start,
+        )),
+        Mode::Trace { traffic } => {
+            let arrivals = traffic
+                .arrivals()
+                .map_err(|e| Error::Config(e.to_string()))?;
+            tokio::spawn(open_loop(
+                Arc::clone(&shared),
+                Schedule::Trace(Box::new(arrivals)),
+                start,
+            ))
+        }
         Mode::Closed { concurrency } => {
             tokio::spawn(closed_loop(Arc::clone(&shared), concurrency, end))
         }
@@ -420,7 +446,7 @@ pub async fn run(
     Ok(Report {
         url: shared.cfg.url.to_string(),
         mode: match shared.cfg.mode {
-            Mode::Open { .. } => "open",
+            Mode::Open { .. } | Mode::Trace { .. } => "open",
             Mode::Closed { .. } => "closed",
         },
         sent: shared.sent.load(Ordering::Relaxed),
@@ -433,16 +459,48 @@ pub async fn run(
     })
 }
 
+/// When requests are due (seconds from the start), with token counts from a trace.
+enum Schedule {
+    Pattern { pattern: Pattern, t: f64 },
+    Trace(Box<podscale_sim::traffic::Arrivals>),
+}
+
+impl Schedule {
+    fn next(&mut self, duration: f64) -> Option<(f64, Option<(u32, u32)>)> {
+        match self {
+            Self::Pattern { pattern, t } => loop {
+                // (Less a rounding margin: 800 steps of 1/200 s add up to a hair under 4 s.)
+                if *t >= duration - 1e-9 {
+                    return None;
+                }
+                let rate = rate_at(pattern, *t, duration);
+                if rate.is_nan() || rate <= 0.0 {
+                    // Nothing due: look again a little later.
+                    *t += 0.01;
+                    continue;
+                }
+                let due = *t;
+                *t += 1.0 / rate;
+                return Some((due, None));
+            },
+            Self::Trace(arrivals) => {
+                let r = arrivals.next_request()?;
+                (r.t < duration).then_some((r.t, Some((r.input, r.output))))
+            }
+        }
+    }
+}
+
 /// Requests due and not yet taken by a connection (open loop).
 #[derive(Debug, Default)]
 struct Queue {
-    due: Mutex<std::collections::VecDeque<Instant>>,
+    due: Mutex<std::collections::VecDeque<(Instant, Option<Bytes>)>>,
     ready: Notify,
     finished: AtomicBool,
 }
 
 impl Queue {
-    fn pop(&self) -> Option<Instant> {
+    fn pop(&self) -> Option<(Instant, Option<Bytes>)> {
         self.due
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -453,7 +511,7 @@ impl Queue {
 /// Sends on schedule: request `i` is due at `t_i`, spaced `1 / rate(t)` apart, and goes
 /// out on the first free connection (`connections` of them, as wrk2 does); its latency
 /// counts from `t_i` however long it waited for one.
-async fn open_loop(shared: Arc<Shared>, pattern: Pattern, start: Instant) {
+async fn open_loop(shared: Arc<Shared>, mut schedule: Schedule, start: Instant) {
     let queue = Arc::new(Queue::default());
     let workers: Vec<_> = (0..shared.cfg.connections)
         .map(|worker| {
@@ -462,8 +520,8 @@ async fn open_loop(shared: Arc<Shared>, pattern: Pattern, start: Instant) {
             tokio::spawn(async move {
                 let mut conn = None;
                 loop {
-                    if let Some(due) = queue.pop() {
-                        one(&shared, worker, &mut conn, due).await;
+                    if let Some((due, body)) = queue.pop() {
+                        one(&shared, worker, &mut conn, due, body).await;
                         continue;
                     }
                     if queue.finished.load(Ordering::Acquire) {
@@ -479,18 +537,7 @@ async fn open_loop(shared: Arc<Shared>, pattern: Pattern, start: Instant) {
         })
         .collect();
     let duration = shared.cfg.duration;
-    let mut t = 0.0;
-    loop {
-        let rate = rate_at(&pattern, t, duration);
-        // (Less a rounding margin: 800 steps of 1/200 s add up to a hair under 4 s.)
-        if t >= duration - 1e-9 {
-            break;
-        }
-        if rate.is_nan() || rate <= 0.0 {
-            // Nothing due: look again a little later.
-            t += 0.01;
-            continue;
-        }
+    while let Some((t, tokens)) = schedule.next(duration) {
         let due = start + Duration::from_secs_f64(t);
         // A timer fires about every millisecond: send everything already due at once;
         // latency still counts from each request's own due time.
@@ -502,14 +549,21 @@ async fn open_loop(shared: Arc<Shared>, pattern: Pattern, start: Instant) {
             shared.error(0, "max_in_flight".into());
             shared.done();
         } else {
+            let body = tokens.and_then(|(input, output)| {
+                let shape = RequestShape {
+                    prompt_tokens: input,
+                    max_tokens: output.max(1),
+                    ..shared.cfg.shape.clone()
+                };
+                body_for(&shared.cfg.url, &shape).map(|v| Bytes::from(v.to_string()))
+            });
             queue
                 .due
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push_back(due);
+                .push_back((due, body));
             queue.ready.notify_one();
         }
-        t += 1.0 / rate;
     }
     queue.finished.store(true, Ordering::Release);
     queue.ready.notify_waiters();
@@ -528,7 +582,7 @@ async fn closed_loop(shared: Arc<Shared>, concurrency: usize, end: Instant) {
                 while Instant::now() < end {
                     shared.sent.fetch_add(1, Ordering::Relaxed);
                     shared.in_flight.fetch_add(1, Ordering::AcqRel);
-                    one(&shared, worker, &mut conn, Instant::now()).await;
+                    one(&shared, worker, &mut conn, Instant::now(), None).await;
                 }
             })
         })
@@ -541,9 +595,15 @@ async fn closed_loop(shared: Arc<Shared>, concurrency: usize, end: Instant) {
 type Conn = SendRequest<Full<Bytes>>;
 
 /// Sends one request due at `due` on `conn` (opened if needed) and records its fate.
-async fn one(shared: &Shared, worker: usize, conn: &mut Option<Conn>, due: Instant) {
+async fn one(
+    shared: &Shared,
+    worker: usize,
+    conn: &mut Option<Conn>,
+    due: Instant,
+    body: Option<Bytes>,
+) {
     let outcome =
-        tokio::time::timeout_at(due + shared.cfg.timeout, exchange(shared, conn, due)).await;
+        tokio::time::timeout_at(due + shared.cfg.timeout, exchange(shared, conn, due, body)).await;
     match outcome {
         Ok(Ok((latency, ttft))) => {
             let mut s = shared.stats(worker);
@@ -584,6 +644,7 @@ async fn exchange(
     shared: &Shared,
     conn: &mut Option<Conn>,
     due: Instant,
+    body: Option<Bytes>,
 ) -> Result<(f64, Option<f64>), String> {
     let reusable = match conn.as_mut() {
         Some(c) => c.ready().await.is_ok(),
@@ -604,7 +665,7 @@ async fn exchange(
         req = req.header("content-type", "application/json");
     }
     let req = req
-        .body(Full::new(shared.body.clone()))
+        .body(Full::new(body.unwrap_or_else(|| shared.body.clone())))
         .map_err(|_| "request".to_owned())?;
     let resp = c.send_request(req).await.map_err(|_| "io".to_owned())?;
     let status = resp.status();

@@ -114,3 +114,66 @@ fn bad_urls_and_settings_are_refused() {
         assert!(Config::new(bad, constant(1.0), 1.0).is_err(), "{bad}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_is_replayed_with_its_token_counts() {
+    let emu = emulator(&[]).await;
+    let dir = std::env::temp_dir().join(format!("podscale-load-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("trace.csv");
+    let mut csv = String::from("timestamp_seconds,input_tokens,output_tokens\n");
+    let (mut inputs, mut outputs) = (0, 0);
+    for i in 0..20u32 {
+        let (input, output) = (10 + i, 1 + i % 5);
+        inputs += input;
+        outputs += output;
+        csv.push_str(&format!("{},{input},{output}\n", f64::from(i) * 0.02));
+    }
+    std::fs::write(&path, csv).expect("write trace");
+    let traffic = podscale_sim::Traffic::prepare(
+        &podscale_sim::TrafficSpec::Trace(podscale_sim::TraceSource::Path(path)),
+        podscale_sim::TrafficOptions::default(),
+    )
+    .expect("trace");
+    let url = format!("http://{}/v1/completions", emu.local_addr());
+    let duration = traffic.horizon + 1.0;
+    let cfg = Config::new(
+        &url,
+        Mode::Trace {
+            traffic: Box::new(traffic),
+        },
+        duration,
+    )
+    .expect("config");
+    let report = run(cfg, &mut |_| {}).await.expect("run");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(report.sent, 20, "{report:?}");
+    assert_eq!(report.completed, 20, "{report:?}");
+    // The emulator counted exactly the trace's tokens (a prompt of N tokens is 4N
+    // characters, which it reads back as N).
+    let metrics = metrics_text(emu.local_addr()).await;
+    assert!(
+        metrics.contains(&format!(
+            "vllm:prompt_tokens_total{{model_name=\"podscale-emulator\"}} {inputs}\n"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "vllm:generation_tokens_total{{model_name=\"podscale-emulator\"}} {outputs}\n"
+        )),
+        "{metrics}"
+    );
+}
+
+/// `/metrics` over a raw HTTP/1.1 exchange.
+async fn metrics_text(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}
