@@ -435,3 +435,45 @@ async fn a_batch_finishes_when_the_simulators_replica_says() {
         );
     }
 }
+
+/// User plus system CPU seconds of this process (/proc/self/stat, in clock ticks of
+/// 1/100 s, the Linux USER_HZ).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the command name (which may hold spaces) start at `) `.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().expect("utime") + f[12].parse::<f64>().expect("stime");
+    ticks / 100.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_work_burns_the_cpu_the_model_says() {
+    let mut c = config(model(4));
+    c.cpu_scale = 1.0;
+    c.cpu_threads = 1;
+    let emu = Emulator::start(c).await.expect("start");
+    let before = cpu_seconds();
+    // 1 s of decoding alone: the model's usage.cpu says busyCores 1.0 × 1 s, plus
+    // 0.02 s per request and 0.001 s per token.
+    let r = call(
+        emu.local_addr(),
+        "POST",
+        "/v1/completions",
+        Some(completion(1, 51, false)),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let mut used = 0.0;
+    for _ in 0..60 {
+        used = cpu_seconds() - before;
+        if used >= 0.7 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        used >= 0.7,
+        "the emulator used {used} CPU seconds for ~1.07 owed"
+    );
+}
