@@ -222,6 +222,9 @@ pub struct Report {
     pub latency: Option<Percentiles>,
     /// To the first body bytes (streaming requests only).
     pub ttft: Option<Percentiles>,
+    /// Inter-token latency (streaming requests only): per request, the time from its
+    /// first to its last token event over the gaps between them.
+    pub itl: Option<Percentiles>,
 }
 
 impl Report {
@@ -247,6 +250,7 @@ pub struct Progress {
 struct Stats {
     latency: Fine,
     ttft: Fine,
+    itl: Fine,
     completed: u64,
     errors: BTreeMap<String, u64>,
     last_done: Instant,
@@ -277,6 +281,7 @@ impl Stats {
         Self {
             latency: Fine::new(),
             ttft: Fine::new(),
+            itl: Fine::new(),
             completed: 0,
             errors: BTreeMap::new(),
             last_done: start,
@@ -304,6 +309,7 @@ impl Shared {
             let s = self.stats(i);
             all.latency.merge(&s.latency);
             all.ttft.merge(&s.ttft);
+            all.itl.merge(&s.itl);
             all.completed += s.completed;
             for (k, v) in &s.errors {
                 *all.errors.entry(k.clone()).or_default() += v;
@@ -456,6 +462,7 @@ pub async fn run(
         throughput: s.completed as f64 / elapsed,
         latency: Percentiles::of(&s.latency),
         ttft: Percentiles::of(&s.ttft),
+        itl: Percentiles::of(&s.itl),
     })
 }
 
@@ -605,12 +612,15 @@ async fn one(
     let outcome =
         tokio::time::timeout_at(due + shared.cfg.timeout, exchange(shared, conn, due, body)).await;
     match outcome {
-        Ok(Ok((latency, ttft))) => {
+        Ok(Ok(Timing { latency, ttft, itl })) => {
             let mut s = shared.stats(worker);
             s.completed += 1;
             s.latency.record(latency);
             if let Some(t) = ttft {
                 s.ttft.record(t);
+            }
+            if let Some(t) = itl {
+                s.itl.record(t);
             }
             s.last_done = Instant::now();
         }
@@ -639,13 +649,27 @@ async fn connect(addr: std::net::SocketAddr) -> Result<Conn, String> {
     Ok(send)
 }
 
-/// One request and its whole answer: (latency, time to first body bytes when streaming).
+/// What one answer took, seconds.
+struct Timing {
+    latency: f64,
+    /// To the first body bytes (streaming only).
+    ttft: Option<f64>,
+    /// Mean gap between token events (streaming, two events or more).
+    itl: Option<f64>,
+}
+
+/// Server-sent events carrying JSON (tokens, usage), not `data: [DONE]`.
+fn json_events(data: &[u8]) -> u32 {
+    data.windows(7).filter(|w| *w == b"data: {").count() as u32
+}
+
+/// One request and its whole answer.
 async fn exchange(
     shared: &Shared,
     conn: &mut Option<Conn>,
     due: Instant,
     body: Option<Bytes>,
-) -> Result<(f64, Option<f64>), String> {
+) -> Result<Timing, String> {
     let reusable = match conn.as_mut() {
         Some(c) => c.ready().await.is_ok(),
         None => false,
@@ -670,18 +694,36 @@ async fn exchange(
     let resp = c.send_request(req).await.map_err(|_| "io".to_owned())?;
     let status = resp.status();
     let mut body = resp.into_body();
+    let stream = shared.cfg.shape.stream;
     let mut ttft = None;
+    let (mut events, mut last_event) = (0u32, 0.0);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| "io".to_owned())?;
-        if ttft.is_none() && frame.data_ref().is_some_and(|d| !d.is_empty()) {
-            ttft = Some(due.elapsed().as_secs_f64());
+        if let Some(d) = frame.data_ref().filter(|d| !d.is_empty()) {
+            let now = due.elapsed().as_secs_f64();
+            ttft.get_or_insert(now);
+            if stream {
+                let n = json_events(d);
+                if n > 0 {
+                    events += n;
+                    last_event = now;
+                }
+            }
         }
     }
     let latency = due.elapsed().as_secs_f64();
     if !status.is_success() {
         return Err(format!("status_{}", status.as_u16()));
     }
-    Ok((latency, ttft.filter(|_| shared.cfg.shape.stream)))
+    let itl = match ttft {
+        Some(first) if stream && events >= 2 => Some((last_event - first) / f64::from(events - 1)),
+        _ => None,
+    };
+    Ok(Timing {
+        latency,
+        ttft: ttft.filter(|_| stream),
+        itl,
+    })
 }
 
 /// The final report as text.
@@ -722,6 +764,9 @@ pub fn render_text(r: &Report) -> String {
     let _ = writeln!(out, "  latency     {}", pct(&r.latency));
     if r.ttft.is_some() {
         let _ = writeln!(out, "  ttft        {}", pct(&r.ttft));
+    }
+    if r.itl.is_some() {
+        let _ = writeln!(out, "  itl         {}", pct(&r.itl));
     }
     out
 }

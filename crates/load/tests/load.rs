@@ -87,6 +87,10 @@ async fn streaming_reports_ttft_and_errors_are_counted_by_kind() {
     let latency = report.latency.expect("latency");
     // 20 tokens at 1 ms a step after the first: the first bytes come well before the end.
     assert!(ttft.p50 < latency.p50, "{ttft:?} vs {latency:?}");
+    // Tokens come one decode step apart: 1 ms alone, up to 2 ms in a batch (less when
+    // the reader falls behind and events arrive together).
+    let itl = report.itl.expect("inter-token latency");
+    assert!(itl.p50 > 0.0 && itl.p50 < 0.05, "{itl:?}");
 
     // Closed loop against a server that is gone: connection errors, counted.
     drop(emu);
