@@ -120,7 +120,9 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         (_, _, Some(n)) => Mode::Closed { concurrency: n },
         (Some(r), _, _) => {
             if !(r.is_finite() && *r > 0.0 && *r <= MAX_RATE) {
-                anyhow::bail!("--rate must be from 0 to {MAX_RATE} requests per second");
+                anyhow::bail!(
+                    "--rate must be more than 0 and at most {MAX_RATE} requests per second"
+                );
             }
             Mode::Open {
                 pattern: Pattern::Constant { rate: *r },

@@ -696,7 +696,9 @@ async fn exchange(
     let mut body = resp.into_body();
     let stream = shared.cfg.shape.stream;
     let mut ttft = None;
-    let (mut events, mut last_event) = (0u32, 0.0);
+    // Gaps are counted from the events after the first frame: a chat stream's first
+    // frame also carries the role delta, which is no token.
+    let (mut events, mut first_frame_events, mut last_event) = (0u32, None, 0.0);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| "io".to_owned())?;
         if let Some(d) = frame.data_ref().filter(|d| !d.is_empty()) {
@@ -705,6 +707,7 @@ async fn exchange(
             if stream {
                 let n = json_events(d);
                 if n > 0 {
+                    first_frame_events.get_or_insert(n);
                     events += n;
                     last_event = now;
                 }
@@ -715,8 +718,9 @@ async fn exchange(
     if !status.is_success() {
         return Err(format!("status_{}", status.as_u16()));
     }
+    let gaps = events - first_frame_events.unwrap_or(events);
     let itl = match ttft {
-        Some(first) if stream && events >= 2 => Some((last_event - first) / f64::from(events - 1)),
+        Some(first) if stream && gaps >= 1 => Some((last_event - first) / f64::from(gaps)),
         _ => None,
     };
     Ok(Timing {
