@@ -110,6 +110,18 @@ impl<const SUB_BITS: u32> Histogram<SUB_BITS> {
         Some(self.max)
     }
 
+    /// Adds `other`'s samples (histograms kept per thread, merged for a report).
+    pub fn merge(&mut self, other: &Self) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.total += other.total;
+        self.sum += other.sum;
+        if other.max > self.max {
+            self.max = other.max;
+        }
+    }
+
     /// Empties the histogram, keeping its memory.
     pub fn clear(&mut self) {
         if self.total > 0 {
@@ -151,5 +163,19 @@ mod tests {
         assert_eq!(h.quantile(0.1), Some(0.0));
         h.clear();
         assert_eq!(h.count(), 0);
+    }
+
+    #[test]
+    fn merged_histograms_hold_both_sets_of_samples() {
+        let (mut a, mut b) = (Fine::new(), Fine::new());
+        for i in 1..=50 {
+            a.record(f64::from(i) * 0.001);
+            b.record(f64::from(i + 50) * 0.001);
+        }
+        a.merge(&b);
+        assert_eq!(a.count(), 100);
+        assert_eq!(a.max(), 0.1);
+        let p90 = a.quantile(0.9).expect("samples");
+        assert!((p90 - 0.09).abs() < 0.09 * 0.02, "{p90}");
     }
 }
