@@ -957,6 +957,7 @@ mod tests {
                 arrival: 0.0,
                 input: 100,
                 output: 20,
+                tag: (),
             },
             0.0,
             &mut rec,

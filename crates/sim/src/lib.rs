@@ -7,7 +7,7 @@
 //!
 //! ## Layout
 //! - [`traffic`] and [`trace`]: requests from a trace, a rate envelope or a pattern.
-//! - [`model`]: the server model file and its documented defaults
+//! - [`model`] (from `podscale-model`, shared with `podscale emulate`): the server model file and its documented defaults
 //!   ([`model::DEFAULT_MODEL_YAML`]); [`dist`]: start-up time distributions.
 //! - [`replica`]: one continuous-batching server; [`cluster`]: pods, their lifecycle,
 //!   scale-down order and least-outstanding routing.
@@ -38,14 +38,10 @@
 
 pub mod cluster;
 pub mod controller;
-pub mod dist;
-pub mod histogram;
-pub mod model;
 pub mod oracle;
 pub mod pipeline;
 pub mod policy;
 pub mod render;
-pub mod replica;
 pub mod report;
 pub mod series;
 pub mod sim;
@@ -53,7 +49,10 @@ pub mod stats;
 pub mod summary;
 pub mod trace;
 pub mod traffic;
-pub mod units;
+
+// The server model lives in `podscale-model`, shared with `podscale emulate`; these
+// re-exports keep the simulator's paths.
+pub use podscale_model::{dist, histogram, model, replica, units};
 
 use podscale_manifest::Diagnostic;
 
@@ -111,6 +110,15 @@ pub enum Error {
         advice: String,
         flag: &'static str,
     },
+}
+
+impl From<podscale_model::Error> for Error {
+    fn from(e: podscale_model::Error) -> Self {
+        match e {
+            podscale_model::Error::Manifest(e) => Error::Manifest(e),
+            podscale_model::Error::Model { file, message } => Error::Model { file, message },
+        }
+    }
 }
 
 /// Bounds on the size of one run, so that hostile or mistaken input is refused with the

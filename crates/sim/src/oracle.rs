@@ -97,6 +97,7 @@ fn attainment(params: &ServerParams, mix: &TokenMix, slo: &Slo, rate: f64, seed:
                         arrival: t,
                         input,
                         output,
+                        tag: (),
                     },
                     t,
                     params,

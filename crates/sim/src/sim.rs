@@ -385,6 +385,7 @@ impl Run<'_> {
                 arrival: t,
                 input,
                 output,
+                tag: (),
             },
             t,
             &mut self.rec,

@@ -165,6 +165,34 @@ impl Recorder {
     }
 }
 
+/// The replicas report to the recorder; the simulator's requests carry no tag.
+impl podscale_model::Observer<()> for Recorder {
+    #[inline]
+    fn enqueued(&mut self, n: u64) {
+        Recorder::enqueued(self, n);
+    }
+    #[inline]
+    fn dequeued(&mut self, n: u64) {
+        Recorder::dequeued(self, n);
+    }
+    #[inline]
+    fn waited(&mut self, secs: f64) {
+        Recorder::waited(self, secs);
+    }
+    #[inline]
+    fn timed_out(&mut self, (): ()) {
+        Recorder::timed_out(self, 1);
+    }
+    #[inline]
+    fn aborted(&mut self, n: u64) {
+        Recorder::aborted(self, n);
+    }
+    #[inline]
+    fn complete(&mut self, (): (), e2e: f64, ttft: f64) {
+        Recorder::complete(self, e2e, ttft);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,10 +15,36 @@
 //!
 //! Alone on a replica, a request of `i` prompt and `o` output tokens takes
 //! `i / prefill + (o - 1) × step(1)`: its service time.
+//!
+//! The same code runs in simulated time (`podscale simulate`, where the recorder counts
+//! outcomes) and in wall-clock time (`podscale emulate`, where the observer answers HTTP
+//! requests): each request carries a tag `T` (`()` in the simulator, free of cost) that
+//! comes back in the [`Observer`] calls.
 use std::collections::VecDeque;
 
 use crate::model::Model;
-use crate::stats::Recorder;
+
+/// What a replica reports as requests move through it. The simulator's recorder counts;
+/// the emulator answers the request a tag names.
+pub trait Observer<T> {
+    /// `n` requests joined a queue.
+    fn enqueued(&mut self, n: u64);
+    /// `n` requests left a queue (admitted, timed out or aborted).
+    fn dequeued(&mut self, n: u64);
+    /// A request waited `secs` before admission (or before timing out).
+    fn waited(&mut self, secs: f64);
+    /// A request waited past the queue timeout and was dropped.
+    fn timed_out(&mut self, tag: T);
+    /// `n` requests were killed (end of the termination grace period).
+    fn aborted(&mut self, n: u64);
+    /// A request's prefill finished: its first token is out at `now`.
+    #[inline]
+    fn first_token(&mut self, tag: T, now: f64) {
+        let _ = (tag, now);
+    }
+    /// A request finished, `e2e` seconds after arriving, its first token after `ttft`.
+    fn complete(&mut self, tag: T, e2e: f64, ttft: f64);
+}
 
 /// Tolerance (tokens) when comparing the decode clock to a finish point.
 const EPS_TOKENS: f64 = 1e-7;
@@ -93,20 +119,23 @@ fn interpolate(points: &[(f64, f64)], x: f64) -> f64 {
 
 /// A request waiting or prefilling.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Queued {
+pub struct Queued<T = ()> {
     pub arrival: f64,
     pub input: u32,
     pub output: u32,
+    /// Whose request this is (the simulator's requests are anonymous: `()`).
+    pub tag: T,
 }
 
 /// A decoding request (its finish point is in its heap entry).
 #[derive(Debug, Clone, Copy)]
-struct Decoding {
+struct Decoding<T> {
     v_start: f64,
     arrival: f64,
     ttft: f64,
     input: u32,
     output: u32,
+    tag: T,
 }
 
 /// One entry of the [`DecodeHeap`]: a request's finish point (its bits: finish points
@@ -124,9 +153,9 @@ struct HeapEntry {
 /// same comparisons), so requests with equal finish points leave in the same order as
 /// with a `BinaryHeap<Decoding>` ordered by earliest finish.
 #[derive(Debug, Clone)]
-struct DecodeHeap {
+struct DecodeHeap<T> {
     heap: Vec<HeapEntry>,
-    slab: Vec<Decoding>,
+    slab: Vec<Decoding<T>>,
     /// The first free entry of the slab; a free entry's `input` holds the next one.
     free: u32,
 }
@@ -134,7 +163,7 @@ struct DecodeHeap {
 /// No free slab entry.
 const NO_FREE: u32 = u32::MAX;
 
-impl Default for DecodeHeap {
+impl<T> Default for DecodeHeap<T> {
     fn default() -> Self {
         Self {
             heap: Vec::new(),
@@ -144,7 +173,7 @@ impl Default for DecodeHeap {
     }
 }
 
-impl DecodeHeap {
+impl<T: Copy> DecodeHeap<T> {
     #[inline]
     fn len(&self) -> usize {
         self.heap.len()
@@ -168,7 +197,7 @@ impl DecodeHeap {
         a.finish >= b.finish
     }
 
-    fn push(&mut self, finish_v: f64, d: Decoding) {
+    fn push(&mut self, finish_v: f64, d: Decoding<T>) {
         let index = if self.free == NO_FREE {
             self.slab.push(d);
             (self.slab.len() - 1) as u32
@@ -186,7 +215,7 @@ impl DecodeHeap {
         self.sift_up(0, old_len);
     }
 
-    fn pop(&mut self) -> Option<Decoding> {
+    fn pop(&mut self) -> Option<Decoding<T>> {
         let mut item = self.heap.pop()?;
         if !self.heap.is_empty() {
             std::mem::swap(&mut item, &mut self.heap[0]);
@@ -254,12 +283,12 @@ pub struct Counters {
 
 /// One replica's server state.
 #[derive(Debug, Clone)]
-pub struct Replica {
-    waiting: VecDeque<Queued>,
+pub struct Replica<T = ()> {
+    waiting: VecDeque<Queued<T>>,
     /// Admitted, awaiting or doing prefill; the front is being prefilled.
-    prefill: VecDeque<Queued>,
+    prefill: VecDeque<Queued<T>>,
     prefill_end: f64,
-    decode: DecodeHeap,
+    decode: DecodeHeap<T>,
     /// Tokens generated per decoding sequence since the batch was last empty.
     v: f64,
     /// When `v` and `busy` were last brought up to date.
@@ -275,7 +304,7 @@ pub struct Replica {
     generated_done: u64,
 }
 
-impl Replica {
+impl<T: Copy> Replica<T> {
     pub fn new(now: f64) -> Self {
         Self {
             waiting: VecDeque::new(),
@@ -325,7 +354,13 @@ impl Replica {
 
     /// A request routed here.
     #[inline]
-    pub fn arrive(&mut self, req: Queued, now: f64, p: &ServerParams, rec: &mut Recorder) {
+    pub fn arrive(
+        &mut self,
+        req: Queued<T>,
+        now: f64,
+        p: &ServerParams,
+        rec: &mut impl Observer<T>,
+    ) {
         self.advance(now, p);
         self.requests += 1;
         rec.enqueued(1);
@@ -341,15 +376,16 @@ impl Replica {
     }
 
     /// Handles what is due at `now` (a prefill or decode completion), then admits.
-    pub fn on_event(&mut self, now: f64, p: &ServerParams, rec: &mut Recorder) {
+    pub fn on_event(&mut self, now: f64, p: &ServerParams, rec: &mut impl Observer<T>) {
         self.advance(now, p);
         if let Some(&head) = self.prefill.front() {
             if self.prefill_end <= now + 1e-9 {
                 self.prefill.pop_front();
                 let ttft = now - head.arrival;
                 self.prompt_tokens += u64::from(head.input);
+                rec.first_token(head.tag, now);
                 if head.output <= 1 {
-                    self.finish(head.input, head.output, head.arrival, ttft, now, rec);
+                    self.finish(head, ttft, now, rec);
                 } else {
                     self.decode.push(
                         self.v + f64::from(head.output - 1),
@@ -359,6 +395,7 @@ impl Replica {
                             ttft,
                             input: head.input,
                             output: head.output,
+                            tag: head.tag,
                         },
                     );
                     self.sum_v_start += self.v;
@@ -382,7 +419,13 @@ impl Replica {
                 let Some(d) = self.decode.pop() else { break };
                 self.sum_v_start -= d.v_start;
                 self.sum_input_decoding -= f64::from(d.input);
-                self.finish(d.input, d.output, d.arrival, d.ttft, now, rec);
+                let q = Queued {
+                    arrival: d.arrival,
+                    input: d.input,
+                    output: d.output,
+                    tag: d.tag,
+                };
+                self.finish(q, d.ttft, now, rec);
             }
             if self.decode.is_empty() {
                 // Restart the clock so it never grows large enough to lose precision.
@@ -394,24 +437,17 @@ impl Replica {
         self.admit(now, p, rec);
     }
 
-    fn finish(
-        &mut self,
-        input: u32,
-        output: u32,
-        arrival: f64,
-        ttft: f64,
-        now: f64,
-        rec: &mut Recorder,
-    ) {
-        self.kv_reserved -= u64::from(input) + u64::from(output);
+    #[inline]
+    fn finish(&mut self, q: Queued<T>, ttft: f64, now: f64, rec: &mut impl Observer<T>) {
+        self.kv_reserved -= u64::from(q.input) + u64::from(q.output);
         self.completed += 1;
-        self.generated_done += u64::from(output);
-        rec.complete(now - arrival, ttft);
+        self.generated_done += u64::from(q.output);
+        rec.complete(q.tag, now - q.arrival, ttft);
     }
 
     /// Admits waiting requests in order while a batch slot and KV room are free; drops
     /// those that waited past the timeout.
-    fn admit(&mut self, now: f64, p: &ServerParams, rec: &mut Recorder) {
+    fn admit(&mut self, now: f64, p: &ServerParams, rec: &mut impl Observer<T>) {
         while let Some(&head) = self.waiting.front() {
             if !self.admit_one(head, now, p, rec) {
                 break;
@@ -422,11 +458,17 @@ impl Replica {
 
     /// The head of the queue leaves it, timed out or admitted (true), or stays (false).
     #[inline]
-    fn admit_one(&mut self, head: Queued, now: f64, p: &ServerParams, rec: &mut Recorder) -> bool {
+    fn admit_one(
+        &mut self,
+        head: Queued<T>,
+        now: f64,
+        p: &ServerParams,
+        rec: &mut impl Observer<T>,
+    ) -> bool {
         if head.arrival + p.queue_timeout < now {
             rec.dequeued(1);
             rec.waited(p.queue_timeout);
-            rec.timed_out(1);
+            rec.timed_out(head.tag);
             return true;
         }
         let need = u64::from(head.input) + u64::from(head.output);
@@ -446,20 +488,21 @@ impl Replica {
     }
 
     /// Drops queued requests that waited past the timeout (so gauges do not count them).
-    pub fn purge_expired(&mut self, now: f64, p: &ServerParams, rec: &mut Recorder) {
+    pub fn purge_expired(&mut self, now: f64, p: &ServerParams, rec: &mut impl Observer<T>) {
         while let Some(head) = self.waiting.front() {
             if head.arrival + p.queue_timeout >= now {
                 break;
             }
+            let tag = head.tag;
             self.waiting.pop_front();
             rec.dequeued(1);
             rec.waited(p.queue_timeout);
-            rec.timed_out(1);
+            rec.timed_out(tag);
         }
     }
 
     /// Kills everything the replica holds (end of the termination grace period).
-    pub fn abort_all(&mut self, now: f64, rec: &mut Recorder) {
+    pub fn abort_all(&mut self, now: f64, rec: &mut impl Observer<T>) {
         let queued = self.waiting.len() as u64;
         for q in &self.waiting {
             rec.waited(now - q.arrival);
@@ -517,12 +560,61 @@ impl Replica {
             gpu_busy_seconds: self.busy,
         }
     }
+
+    /// The decoding requests and the tokens each has generated so far, its first token
+    /// included (call after [`Replica::advance`]): what a streaming server has sent.
+    pub fn decoding(&self) -> impl Iterator<Item = (T, u32)> + '_ {
+        self.decode.heap.iter().map(|e| {
+            let d = &self.decode.slab[e.index as usize];
+            let done = (self.v - d.v_start + EPS_TOKENS).floor().max(0.0);
+            // At most `output - 1` here: the last token comes with the completion.
+            let tokens = (1.0 + done).min(f64::from(d.output.saturating_sub(1)).max(1.0));
+            (d.tag, tokens as u32)
+        })
+    }
+
+    /// The decode step time with the current batch (for pacing a stream).
+    pub fn step_time(&self, p: &ServerParams) -> f64 {
+        p.step[self.decode.len().min(p.max_batch).max(1)]
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::Slo;
+
+    /// Counts what the simulator's recorder counts.
+    #[derive(Debug, Default)]
+    struct Recorder {
+        completed: u64,
+        timed_out: u64,
+        queued: u64,
+        ttft_sum: f64,
+    }
+
+    impl Recorder {
+        fn new() -> Self {
+            Self::default()
+        }
+    }
+
+    impl Observer<()> for Recorder {
+        fn enqueued(&mut self, n: u64) {
+            self.queued += n;
+        }
+        fn dequeued(&mut self, n: u64) {
+            self.queued -= n;
+        }
+        fn waited(&mut self, _: f64) {}
+        fn timed_out(&mut self, (): ()) {
+            self.timed_out += 1;
+        }
+        fn aborted(&mut self, _: u64) {}
+        fn complete(&mut self, (): (), _: f64, ttft: f64) {
+            self.completed += 1;
+            self.ttft_sum += ttft;
+        }
+    }
 
     fn params() -> ServerParams {
         let step = vec![0.01, 0.01, 0.012, 0.014, 0.016];
@@ -551,13 +643,14 @@ mod tests {
     #[test]
     fn a_lone_request_takes_its_service_time() {
         let p = params();
-        let mut rec = Recorder::new(Slo::default());
+        let mut rec = Recorder::new();
         let mut r = Replica::new(0.0);
         r.arrive(
             Queued {
                 arrival: 0.0,
                 input: 100,
                 output: 11,
+                tag: (),
             },
             0.0,
             &p,
@@ -567,7 +660,7 @@ mod tests {
         let (ttft, e2e) = p.service_time(100, 11);
         assert!((end - e2e).abs() < 1e-9, "{end} vs {e2e}");
         assert!((e2e - (0.1 + 10.0 * 0.01)).abs() < 1e-12);
-        assert!((rec.ttft.mean() - ttft).abs() < 1e-5);
+        assert!((rec.ttft_sum - ttft).abs() < 1e-5);
         assert_eq!(rec.completed, 1);
         assert_eq!(r.counters().generation_tokens, 11.0);
         assert_eq!(r.counters().prompt_tokens, 100.0);
@@ -577,7 +670,7 @@ mod tests {
     #[test]
     fn decoding_sequences_share_steps_and_slow_each_other() {
         let p = params();
-        let mut rec = Recorder::new(Slo::default());
+        let mut rec = Recorder::new();
         let mut r = Replica::new(0.0);
         for _ in 0..2 {
             r.arrive(
@@ -585,6 +678,7 @@ mod tests {
                     arrival: 0.0,
                     input: 10,
                     output: 101,
+                    tag: (),
                 },
                 0.0,
                 &p,
@@ -602,7 +696,7 @@ mod tests {
     #[test]
     fn admission_blocks_on_batch_slots_and_kv_room() {
         let p = params();
-        let mut rec = Recorder::new(Slo::default());
+        let mut rec = Recorder::new();
         let mut r = Replica::new(0.0);
         // Each needs 400 tokens of KV: only two fit in 1000.
         for _ in 0..3 {
@@ -611,6 +705,7 @@ mod tests {
                     arrival: 0.0,
                     input: 200,
                     output: 200,
+                    tag: (),
                 },
                 0.0,
                 &p,
@@ -628,7 +723,7 @@ mod tests {
     fn requests_waiting_past_the_timeout_are_dropped() {
         let mut p = params();
         p.queue_timeout = 1.0;
-        let mut rec = Recorder::new(Slo::default());
+        let mut rec = Recorder::new();
         let mut r = Replica::new(0.0);
         // Two long requests fill the KV cache for ~6 s; the third waits and times out.
         for _ in 0..2 {
@@ -637,6 +732,7 @@ mod tests {
                     arrival: 0.0,
                     input: 10,
                     output: 490,
+                    tag: (),
                 },
                 0.0,
                 &p,
@@ -648,6 +744,7 @@ mod tests {
                 arrival: 0.0,
                 input: 10,
                 output: 10,
+                tag: (),
             },
             0.0,
             &p,
@@ -711,6 +808,7 @@ mod tests {
                         ttft: 0.0,
                         input: id,
                         output: 2,
+                        tag: (),
                     },
                 );
             } else {

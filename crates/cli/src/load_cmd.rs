@@ -1,0 +1,155 @@
+//! `podscale load`: an open-loop load generator that measures latency from the intended
+//! send time.
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use podscale_load::{Config, Mode, Progress, RequestShape};
+use podscale_model::units::{format_duration, parse_duration};
+use podscale_sim::traffic::{PATTERN_HELP, Pattern};
+
+/// Output format of `load`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadOutput {
+    Text,
+    Json,
+}
+
+/// Send requests to an OpenAI-compatible endpoint (or any HTTP URL) and report latency.
+///
+/// Open loop by default: requests leave on schedule (--rate or --pattern) whether or not
+/// earlier ones have returned, and latency counts from when each was due, so a stalled
+/// server shows its stall (no coordinated omission). --concurrency N runs a closed loop
+/// instead (N workers, each waiting for its answer: wrk's model), for comparison.
+/// URLs ending in /v1/completions or /v1/chat/completions get an OpenAI request
+/// (--prompt-tokens, --max-tokens, --stream); other URLs a plain GET.
+///
+/// Examples:
+///   podscale load http://127.0.0.1:8000/v1/completions --rate 100 --duration 30s
+///   podscale load http://127.0.0.1:8000/v1/chat/completions --stream \
+///       --pattern step:from=10,to=100,at=30s --duration 60s -o json
+///   podscale load http://127.0.0.1:8000/health --concurrency 64 --duration 10s
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// The URL (plain http://).
+    pub url: String,
+    /// Requests per second (open loop).
+    #[arg(long, conflicts_with_all = ["pattern", "concurrency"])]
+    pub rate: Option<f64>,
+    /// A rate that changes over the run (the simulator's patterns; R in requests/s):
+    /// constant:rate=R | step:from=R,to=R[,at=T] | ramp:from=R,to=R |
+    /// spike:base=R,peak=R[,at=T][,for=T] | sine:mean=R[,amplitude=R][,period=T].
+    #[arg(long, conflicts_with = "concurrency")]
+    pub pattern: Option<String>,
+    /// Closed loop: this many workers, each sending when its last request returned.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// How long to send.
+    #[arg(short, long, value_parser = parse_secs, default_value = "10s")]
+    pub duration: f64,
+    /// Open loop: most requests in flight; one due beyond it is not sent and counts as
+    /// an error (max_in_flight).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_in_flight: usize,
+    /// Open loop: most connections open at once (HTTP/1.1 keep-alive). A request due
+    /// when all are busy waits for one, its latency counting from when it was due.
+    #[arg(long, default_value_t = 1000)]
+    pub connections: usize,
+    /// Per-request timeout, from its intended send time.
+    #[arg(long, value_parser = parse_secs, default_value = "60s")]
+    pub timeout: f64,
+    /// Prompt length in tokens (about 4 characters each).
+    #[arg(long, default_value_t = 64)]
+    pub prompt_tokens: u32,
+    /// `max_tokens` of each request.
+    #[arg(long, default_value_t = 16)]
+    pub max_tokens: u32,
+    /// Stream the answers (SSE) and report time to first token.
+    #[arg(long)]
+    pub stream: bool,
+    /// The `model` field of each request.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Output format of the final report.
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub output: LoadOutput,
+    /// Async worker threads (default: the CPUs available).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    parse_duration(s)
+}
+
+/// Highest --rate (the simulator's pattern limit).
+const MAX_RATE: f64 = 1_000_000.0;
+
+pub fn run(args: &Args) -> Result<ExitCode> {
+    let mode = match (&args.rate, &args.pattern, args.concurrency) {
+        (_, _, Some(n)) => Mode::Closed { concurrency: n },
+        (Some(r), _, _) => {
+            if !(r.is_finite() && *r > 0.0 && *r <= MAX_RATE) {
+                anyhow::bail!("--rate must be from 0 to {MAX_RATE} requests per second");
+            }
+            Mode::Open {
+                pattern: Pattern::Constant { rate: *r },
+            }
+        }
+        (None, Some(spec), None) => {
+            let (pattern, _) = Pattern::parse(spec, Some(args.duration))
+                .map_err(|e| anyhow::anyhow!("--pattern: {e}\n  patterns: {PATTERN_HELP}"))?;
+            Mode::Open { pattern }
+        }
+        (None, None, None) => anyhow::bail!("give --rate, --pattern or --concurrency"),
+    };
+    let mut cfg = Config::new(&args.url, mode, args.duration)?;
+    cfg.max_in_flight = args.max_in_flight;
+    cfg.connections = args.connections;
+    cfg.timeout = Duration::from_secs_f64(args.timeout.clamp(0.001, 86_400.0));
+    cfg.shape = RequestShape {
+        prompt_tokens: args.prompt_tokens,
+        max_tokens: args.max_tokens.max(1),
+        stream: args.stream,
+        model: args.model.clone(),
+    };
+    if u64::from(args.prompt_tokens) > 250_000 {
+        anyhow::bail!("--prompt-tokens is at most 250000");
+    }
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .clamp(1, 256);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let live = std::io::stderr().is_terminal();
+    let mut show = |p: Progress| {
+        if live {
+            let ms = |x: Option<f64>| x.map_or("-".into(), format_duration);
+            eprint!(
+                "\r\x1b[K{:>5}  sent {}  done {}  in flight {}  errors {}  p50 {}  p99 {}",
+                format_duration(p.elapsed.round()),
+                p.sent,
+                p.completed,
+                p.in_flight,
+                p.errors,
+                ms(p.p50),
+                ms(p.p99)
+            );
+        }
+    };
+    let report = rt.block_on(podscale_load::run(cfg, &mut show))?;
+    if live {
+        eprint!("\r\x1b[K");
+    }
+    match args.output {
+        LoadOutput::Text => print!("{}", podscale_load::render_text(&report)),
+        LoadOutput::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,210 @@
+//! `podscale emulate` and `podscale load` as processes over loopback: the stall test
+//! (open-loop latency survives a 1 s stall), SIGTERM drain, --print-model.
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn podscale() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_podscale"))
+}
+
+/// A model file with fast timing (about 5 ms a request).
+fn fast_model(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("fast.yaml");
+    std::fs::write(
+        &path,
+        "server:\n  prefillTokensPerSecond: 100000\n  decodeStep: {1: 1ms, 256: 2ms}\n",
+    )
+    .expect("write model");
+    path
+}
+
+/// Starts an emulator on a free port; returns it and its address (read from the line
+/// it prints on start).
+fn start_emulator(extra: &[&str]) -> (Child, String, tempdir::Dir) {
+    let dir = tempdir::Dir::new();
+    let model = fast_model(&dir.0);
+    let mut child = podscale()
+        .args(["emulate", "--port", "0", "--cpu-scale", "0", "--model"])
+        .arg(&model)
+        .args(extra)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn podscale emulate");
+    let mut line = String::new();
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    stderr.read_line(&mut line).expect("start line");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    // Keep reading stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stderr.read_to_string(&mut rest);
+    });
+    (child, addr, dir)
+}
+
+mod tempdir {
+    /// A temporary directory removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+
+    impl Dir {
+        pub fn new() -> Self {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static N: AtomicU32 = AtomicU32::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "podscale-emulate-test-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&p).expect("temp dir");
+            Self(p)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; the status and the body.
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, out)
+}
+
+fn terminate(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -TERM failed");
+}
+
+#[test]
+fn open_loop_latency_survives_a_stall_and_counts_add_up() {
+    let (mut emu, addr, _dir) = start_emulator(&["--fault", "stall=1s@1s"]);
+    let out = podscale()
+        .args(["load", &format!("http://{addr}/v1/completions")])
+        .args([
+            "--rate",
+            "200",
+            "--duration",
+            "4s",
+            "--max-tokens",
+            "4",
+            "--prompt-tokens",
+            "16",
+        ])
+        .args(["-o", "json"])
+        .output()
+        .expect("run podscale load");
+    terminate(&emu);
+    let _ = emu.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let sent = r["sent"].as_u64().expect("sent");
+    let completed = r["completed"].as_u64().expect("completed");
+    let errors: u64 = r["errors"]
+        .as_object()
+        .expect("errors by kind")
+        .values()
+        .filter_map(serde_json::Value::as_u64)
+        .sum();
+    assert_eq!(sent, completed + errors, "{r}");
+    assert_eq!(sent, 800, "{r}");
+    let p99 = r["latency"]["p99"].as_f64().expect("p99");
+    assert!(p99 >= 0.5, "p99 {p99} s: the stall was hidden\n{r}");
+    for key in ["p50", "p90", "p99", "max"] {
+        assert!(r["latency"][key].is_f64(), "{key}: {r}");
+    }
+    assert!(r["throughput"].as_f64().expect("throughput") > 100.0, "{r}");
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests_and_refuses_new_ones() {
+    let (mut emu, addr, _dir) = start_emulator(&[]);
+    // About 0.3 s of decoding (300 tokens at 1 ms).
+    let a = addr.clone();
+    let slow = std::thread::spawn(move || {
+        http(
+            &a,
+            "POST",
+            "/v1/completions",
+            r#"{"prompt": "hi", "max_tokens": 300}"#,
+        )
+    });
+    // Wait until the request is in (bounded).
+    for _ in 0..200 {
+        let (_, m) = http(&addr, "GET", "/metrics", "");
+        if m.contains("vllm:num_requests_running{model_name=\"fast\"} 1") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    terminate(&emu);
+    std::thread::sleep(Duration::from_millis(50));
+    let (status, _) = http(&addr, "POST", "/v1/completions", r#"{"prompt": "hi"}"#);
+    assert_eq!(status, 503, "a new request during the drain is refused");
+    let (status, body) = slow.join().expect("request thread");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"completion_tokens\":300"), "{body}");
+    let code = emu.wait().expect("exit");
+    assert!(code.success(), "{code:?}");
+}
+
+#[test]
+fn print_model_is_the_simulators_model_and_bad_flags_are_refused() {
+    let emu = podscale()
+        .args(["emulate", "--print-model"])
+        .output()
+        .expect("run");
+    let sim = podscale()
+        .args(["simulate", "--print-model"])
+        .output()
+        .expect("run");
+    assert!(emu.status.success());
+    assert_eq!(emu.stdout, sim.stdout);
+
+    let bad = podscale()
+        .args(["emulate", "--fault", "stall=forever"])
+        .output()
+        .expect("run");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("stall=forever"));
+
+    let bad = podscale()
+        .args(["load", "localhost:8000", "--rate", "1"])
+        .output()
+        .expect("run");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("absolute http://"));
+}
