@@ -5,9 +5,12 @@
 
 mod convert_cmd;
 mod crd_cmd;
+mod demo_cmd;
+mod emulate_cmd;
 mod explain;
 mod get_cmd;
 mod input;
+mod load_cmd;
 mod local_cmd;
 mod metrics_cmd;
 mod run_cmd;
@@ -179,6 +182,10 @@ enum Command {
     ///   podscale describe --local web-hpa
     #[command(verbatim_doc_comment)]
     Describe(DescribeArgs),
+    // (Their help is their Args' doc comments.)
+    Emulate(emulate_cmd::Args),
+    Load(load_cmd::Args),
+    Demo(demo_cmd::Args),
 }
 
 /// `podscale run`: the Kubernetes flags, or `--local` and its own.
@@ -386,6 +393,9 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Get(args) => get(args),
         Command::Describe(args) => describe(args),
+        Command::Emulate(args) => emulate_cmd::run(&args),
+        Command::Load(args) => load_cmd::run(&args),
+        Command::Demo(args) => demo_cmd::run(&args),
     };
     match result {
         Ok(code) => code,
