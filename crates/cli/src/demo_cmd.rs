@@ -1,5 +1,6 @@
 //! `podscale demo`: the seed's exercise on one machine (see the `podscale-demo` crate).
 use std::io::IsTerminal as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -38,6 +39,12 @@ pub struct Args {
     /// Time between the autoscaler's syncs.
     #[arg(long, default_value = "1s", value_parser = crate::local_cmd::parse_sync_period)]
     pub sync_period: Duration,
+    /// Where to write the HTML report (the charts of `podscale simulate --report`).
+    #[arg(long, value_name = "FILE", default_value = "podscale-demo.html")]
+    pub report: PathBuf,
+    /// Write no HTML report.
+    #[arg(long, conflicts_with = "report")]
+    pub no_report: bool,
     /// Output of the summary: text, or JSON (the live view then goes to standard error).
     #[arg(short, long, value_enum, default_value_t = DemoOutput::Text)]
     pub output: DemoOutput,
@@ -63,7 +70,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let summary = rt.block_on(podscale_demo::run(
+    let outcome = rt.block_on(podscale_demo::run(
         Options {
             duration: args.duration,
             exe,
@@ -71,9 +78,29 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         },
         &mut view,
     ))?;
+    let summary = &outcome.summary;
+    let report = if args.no_report {
+        None
+    } else {
+        let html = podscale_demo::report_html(&outcome)
+            .map_err(|e| anyhow::anyhow!("cannot draw the report: {e}"))?;
+        std::fs::write(&args.report, html)
+            .with_context(|| format!("cannot write {}", args.report.display()))?;
+        Some(args.report.display().to_string())
+    };
     match args.output {
-        DemoOutput::Text => print!("{}", summary.render_text()),
-        DemoOutput::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+        DemoOutput::Text => {
+            print!("{}", summary.render_text());
+            if let Some(r) = &report {
+                println!("  {:<16}{r}", "report");
+            }
+        }
+        DemoOutput::Json => {
+            println!("{}", serde_json::to_string_pretty(summary)?);
+            if let Some(r) = &report {
+                eprintln!("podscale demo: report written to {r}");
+            }
+        }
     }
     Ok(if summary.failed_requests == 0 {
         ExitCode::SUCCESS

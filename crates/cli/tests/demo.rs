@@ -34,8 +34,11 @@ fn replicas_of(pid: u32) -> Vec<String> {
 
 #[test]
 fn the_demo_scales_up_fails_no_request_and_leaves_nothing_behind() {
+    let report =
+        std::env::temp_dir().join(format!("podscale-demo-test-{}.html", std::process::id()));
     let child = podscale()
-        .args(["demo", "--duration", "40s", "-o", "json"])
+        .args(["demo", "--duration", "40s", "-o", "json", "--report"])
+        .arg(&report)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -60,6 +63,12 @@ fn the_demo_scales_up_fails_no_request_and_leaves_nothing_behind() {
     // Plain lines (not a terminal): the view went to standard error, one line a sample.
     assert!(stderr.contains("inference_queue_depth"), "{stderr}");
     assert!(!stderr.contains('\x1b'), "{stderr}");
+    // The HTML report: the simulator's charts, drawn from the demo's samples.
+    let html = std::fs::read_to_string(&report).expect("the report");
+    let _ = std::fs::remove_file(&report);
+    assert!(html.contains("<h1>podscale demo</h1>"), "{html}");
+    assert!(html.matches("<svg").count() >= 4, "charts: {html}");
+    assert!(html.contains("inference_queue_depth as the controller read it"));
     let left = replicas_of(pid);
     assert!(left.is_empty(), "replicas left behind: {left:?}");
     let scratch = std::env::temp_dir().join(format!("podscale-demo-{pid}"));
@@ -69,7 +78,7 @@ fn the_demo_scales_up_fails_no_request_and_leaves_nothing_behind() {
 #[test]
 fn sigterm_stops_the_demo_and_every_replica() {
     let mut child = podscale()
-        .args(["demo", "--duration", "10m"])
+        .args(["demo", "--duration", "10m", "--no-report"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -25,6 +25,8 @@ use podscale_local::run::{self, LoopConfig, RunOptions, Running};
 use podscale_local::status::StatusDoc;
 use podscale_local::{LocalDeployment, ReplicaSet};
 use podscale_model::units::format_duration;
+use podscale_sim::pipeline::MetricColumn;
+use podscale_sim::series::{Row, RunSeries};
 use podscale_sim::traffic::Pattern;
 use serde::Serialize;
 
@@ -516,6 +518,114 @@ fn metric_cells(hpa: &HorizontalPodAutoscaler) -> Vec<(String, String, String)> 
         .collect()
 }
 
+/// What the demo measured, and its time series (one row a second) for the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub summary: Summary,
+    pub series: RunSeries,
+}
+
+/// The metrics as the report's charts show them: CPU in percent of the request, the
+/// queue depth per replica.
+fn metric_columns(hpa: &HorizontalPodAutoscaler) -> Vec<MetricColumn> {
+    metric_cells(hpa)
+        .into_iter()
+        .map(|(name, _, target)| {
+            let percent = target.ends_with('%');
+            MetricColumn {
+                target: parse_cell(&target),
+                label: if percent {
+                    format!("{name} utilization")
+                } else {
+                    name
+                },
+                unit: if percent { "%" } else { "" },
+            }
+        })
+        .collect()
+}
+
+/// A cell's number (`45%` → 45, `2200m` → 2.2); NaN when unknown.
+fn parse_cell(cell: &str) -> f64 {
+    let cell = cell.trim_end_matches('%');
+    podscale_core::quantity::Quantity::parse(cell).map_or(f64::NAN, |q| q.as_approximate_f64())
+}
+
+/// One row of the series: the second that just ended.
+fn row(doc: &StatusDoc, s: &Sample, arrivals: u64) -> Row {
+    let metrics: Vec<f64> = s.metrics.iter().map(|(_, c, _)| parse_cell(c)).collect();
+    // The queue: the Pods metric's average over the replicas that reported it.
+    let waiting = s
+        .metrics
+        .iter()
+        .find(|(n, _, _)| n == "inference_queue_depth")
+        .map(|(_, c, _)| parse_cell(c))
+        .filter(|q| q.is_finite())
+        .map_or(0, |q| (q * s.ready as f64).round() as u64);
+    let live = doc.replicas.iter().filter(|r| r.deletion.is_none());
+    Row {
+        t: s.elapsed,
+        arrivals,
+        completed: 0,
+        timed_out: 0,
+        waiting,
+        running: 0,
+        desired: s.desired,
+        ready: u32::try_from(s.ready).unwrap_or(u32::MAX),
+        starting: u32::try_from(live.filter(|r| !r.ready).count()).unwrap_or(u32::MAX),
+        draining: u32::try_from(doc.replicas.iter().filter(|r| r.deletion.is_some()).count())
+            .unwrap_or(u32::MAX),
+        oracle: f64::NAN,
+        latency_p50: f64::NAN,
+        latency_p95: f64::NAN,
+        ttft_p50: f64::NAN,
+        ttft_p95: f64::NAN,
+        metrics,
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The HTML report: the summary, then the same charts as `podscale simulate --report`
+/// (load, replicas, each metric against its target, the queue), drawn from the live
+/// samples. There is no latency chart: the load reports latency per phase, not per
+/// second.
+///
+/// # Errors
+/// When the charts cannot be drawn (not expected with the SVG backend).
+pub fn report_html(outcome: &Outcome) -> Result<String, String> {
+    let x_max = outcome.series.rows.last().map_or(1.0, |r| r.t).max(1.0);
+    let charts = podscale_sim::report::charts(&[&outcome.series], x_max, None)?;
+    let mut out = String::from(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
+         <title>podscale demo report</title>\n<style>\n\
+         body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}\n\
+         h1{font-size:1.5em}pre{background:#f6f6f6;padding:1em}\n\
+         figure{margin:1.5em 0}.note{color:#555;font-size:.9em}\n</style></head><body>\n\
+         <h1>podscale demo</h1>\n",
+    );
+    out.push_str(&format!(
+        "<pre>{}</pre>\n",
+        escape(&outcome.summary.render_text())
+    ));
+    for svg in charts {
+        out.push_str(&format!("<figure>{svg}</figure>\n"));
+    }
+    out.push_str(
+        "<p class=\"note\">Real processes: <code>podscale emulate</code> replicas behind \
+         the local runtime's proxy, scaled by podscale's control loop (the algorithm of \
+         kube-controller-manager) every sync; sampled once a second. The queue is the \
+         average <code>inference_queue_depth</code> times the ready replicas.</p>\n\
+         </body></html>\n",
+    );
+    Ok(out)
+}
+
 fn ready_count(doc: &StatusDoc) -> usize {
     doc.replicas
         .iter()
@@ -652,7 +762,7 @@ impl View {
 /// # Errors
 /// The duration is out of range, no free ports, the runtime cannot start, the first
 /// replica never turns ready, or the user interrupted it.
-pub async fn run(options: Options, view: &mut View) -> Result<Summary, Error> {
+pub async fn run(options: Options, view: &mut View) -> Result<Outcome, Error> {
     let plan = Plan::new(options.duration)?;
     let mut signals = Signals::install();
     let scratch = Scratch::new()?;
@@ -728,7 +838,7 @@ async fn drive(
     scratch: &Scratch,
     view: &mut View,
     signals: &mut Signals,
-) -> Result<Summary, Error> {
+) -> Result<Outcome, Error> {
     tokio::select! {
         r = drive_inner(running, plan, sync_period, min_replicas, scratch, view) => r,
         () = signals.recv() => Err(Error::Interrupted),
@@ -759,7 +869,7 @@ async fn drive_inner(
     min_replicas: i32,
     scratch: &Scratch,
     view: &mut View,
-) -> Result<Summary, Error> {
+) -> Result<Outcome, Error> {
     view.note(&format!(
         "podscale demo: {} emulated inference replica(s) behind http://{}, an HPA on cpu (70%) and inference_queue_depth (2 per replica), 1–10 replicas, sync every {}, scale-down window {}s.\nLoad: quiet {QUIET_RATE}/s for {}, ramp to {PEAK_RATE}/s over {}, peak for {}, quiet for {}. Status: podscale get --local --status-addr {}",
         min_replicas,
@@ -812,8 +922,10 @@ async fn drive_inner(
         ..Track::default()
     };
     let header = "podscale demo (Ctrl-C stops it)";
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let mut ticker =
+        tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     let mut last_proxied = 0u64;
+    let mut rows = Vec::new();
     let mut last_t = 0.0f64;
     let total = plan.total();
     loop {
@@ -835,6 +947,7 @@ async fn drive_inner(
         } else {
             0.0
         };
+        let proxied_step = proxied.saturating_sub(last_proxied);
         last_proxied = proxied;
         last_t = t;
         let sample = Sample {
@@ -852,6 +965,7 @@ async fn drive_inner(
             sent,
             errors,
         };
+        rows.push(row(&doc, &sample, proxied_step));
         view.show(header, &sample);
         if t >= total || loads.iter().all(tokio::task::JoinHandle::is_finished) {
             break;
@@ -874,7 +988,7 @@ async fn drive_inner(
             *errors.entry(k.clone()).or_insert(0) += v;
         }
     }
-    Ok(Summary {
+    let summary = Summary {
         reaction_seconds: track.scale_up.map(|t| secs_between(step, t)),
         ready_seconds: track.new_ready.map(|t| secs_between(step, t)),
         peak_replicas: track.peak_desired,
@@ -892,6 +1006,15 @@ async fn drive_inner(
         duration_seconds: start.elapsed().as_secs_f64(),
         scale_down_window_seconds: plan.scale_down_window,
         restarts: doc.restarts,
+    };
+    Ok(Outcome {
+        summary,
+        series: RunSeries {
+            policy: "demo-hpa".into(),
+            step: 1.0,
+            columns: metric_columns(&demo_hpa(plan)?),
+            rows,
+        },
     })
 }
 
