@@ -67,7 +67,8 @@ spec:
 /// The emulated server: a small model, so a replica serves about 4 requests/s
 /// (4 batch slots, 16 output tokens at ~60 ms a step) and a queue forms under a few
 /// requests/s more; CPU is mostly per request, so utilization follows the load
-/// (20 m idle + 30 m per request/s against a 200 m request: ~70 % at 4 requests/s).
+/// (20 m idle + 35 m per request/s against a 200 m request: 70 % at ~3.4 requests/s,
+/// so CPU holds a little headroom once the queue-driven scale-up has drained the queue).
 pub const DEMO_MODEL: &str = r#"# podscale demo: a small emulated model (see `podscale emulate --print-model`).
 server:
   maxBatch: 4
@@ -80,7 +81,7 @@ usage:
     idleCores: 0.02
     loadingCores: 0.05
     busyCores: 0.0
-    perRequestCoreSeconds: 0.03
+    perRequestCoreSeconds: 0.035
     perTokenCoreSeconds: 0.0
 "#;
 
@@ -324,7 +325,7 @@ impl Sample {
             .map(|(n, c, t)| format!("{n} {c}/{t}"))
             .collect();
         format!(
-            "{:>5}  {:<5}  replicas {:>2} desired {:>2} ready  {}  load {:>5.1} req/s  p99 {:<7}  failed {}",
+            "{:>5}  {:<5}  replicas {:>2} desired {:>2} ready  {}  load {:>5.1} req/s  phase p99 {:<7}  failed {}",
             format!("{:.0}s", self.elapsed),
             self.phase,
             self.desired,
@@ -729,7 +730,7 @@ impl View {
                 s.rate,
                 s.sent,
                 s.errors,
-                "p99 latency",
+                "p99 (this phase)",
                 s.p99.map_or_else(|| "-".to_owned(), format_duration),
             );
             if self.lines > 0 {
@@ -1021,6 +1022,7 @@ async fn drive_inner(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use podscale_local::replicas::{Phase, ReplicaInfo};
 
     #[test]
     fn the_plan_splits_the_duration_and_bounds_it() {
@@ -1065,6 +1067,78 @@ mod tests {
             "{cmd}"
         );
         assert!(cmd.ends_with(">>'/tmp/x/replica-'3.log 2>&1"), "{cmd}");
+    }
+
+    fn replica(index: u16, created: Timestamp, ready_at: Option<Timestamp>) -> ReplicaInfo {
+        ReplicaInfo {
+            index,
+            name: format!("demo-{index}"),
+            port: 20_000 + index,
+            pgid: None,
+            phase: if ready_at.is_some() {
+                Phase::Running
+            } else {
+                Phase::Pending
+            },
+            ready: ready_at.is_some(),
+            created,
+            ready_transition: ready_at.unwrap_or(created),
+            restarts: 0,
+            deletion: None,
+            outstanding: 0,
+        }
+    }
+
+    fn doc(now: Timestamp, replicas: Vec<ReplicaInfo>) -> StatusDoc {
+        StatusDoc {
+            now,
+            autoscalers: Vec::new(),
+            target: "Deployment/demo".into(),
+            replicas,
+            restarts: 0,
+            proxy: Default::default(),
+        }
+    }
+
+    #[test]
+    fn reaction_ready_and_scale_down_are_timed_from_the_load_changes() {
+        let t0 = Timestamp::from_second(1_000_000).expect("valid");
+        let at = |s: i64| {
+            t0.checked_add(jiff::SignedDuration::from_secs(s))
+                .expect("valid")
+        };
+        let (step, peak_end) = (at(10), at(40));
+        let first = replica(0, t0, Some(at(2)));
+        let mut track = Track {
+            last_desired: 1,
+            ..Track::default()
+        };
+        // Before the step nothing counts, even a change.
+        track.observe(&doc(at(5), vec![first.clone()]), 1, step, peak_end);
+        // The decision to go to 3 at 14 s; the new replicas start.
+        let starting = vec![
+            first.clone(),
+            replica(1, at(14), None),
+            replica(2, at(14), None),
+        ];
+        track.observe(&doc(at(14), starting), 3, step, peak_end);
+        assert_eq!(track.scale_up, Some(at(14)));
+        assert_eq!(track.new_ready, None);
+        // Replica 2 turns ready at 17 s, replica 1 at 18 s: the first one counts.
+        let ready = vec![
+            first.clone(),
+            replica(1, at(14), Some(at(18))),
+            replica(2, at(14), Some(at(17))),
+        ];
+        track.observe(&doc(at(19), ready.clone()), 3, step, peak_end);
+        assert_eq!(track.new_ready, Some(at(17)));
+        assert_eq!((track.peak_desired, track.peak_ready), (3, 3));
+        // A scale-down during the peak is not "after the load"; one after it is.
+        track.observe(&doc(at(30), ready.clone()), 2, step, peak_end);
+        assert_eq!(track.scale_down, None);
+        track.observe(&doc(at(50), ready), 1, step, peak_end);
+        assert_eq!(track.scale_down, Some(at(50)));
+        assert_eq!(secs_between(step, at(14)), 4.0);
     }
 
     #[test]
