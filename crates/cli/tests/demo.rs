@@ -108,6 +108,8 @@ fn sigterm_stops_the_demo_and_every_replica() {
     assert!(stderr.contains("interrupted"), "{stderr}");
     let left = replicas_of(pid);
     assert!(left.is_empty(), "replicas left behind: {left:?}");
+    let scratch = std::env::temp_dir().join(format!("podscale-demo-{pid}"));
+    assert!(!scratch.exists(), "{} left behind", scratch.display());
 }
 
 #[test]

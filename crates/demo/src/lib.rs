@@ -677,8 +677,13 @@ impl Track {
     }
 }
 
+/// Seconds from `a` to `b` (0 if before), to the millisecond.
 fn secs_between(a: Timestamp, b: Timestamp) -> f64 {
-    b.duration_since(a).as_secs_f64().max(0.0)
+    ms(b.duration_since(a).as_secs_f64().max(0.0))
+}
+
+fn ms(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 /// Where the live view goes.
@@ -1002,9 +1007,9 @@ async fn drive_inner(
         min_replicas,
         p99_seconds: reports
             .iter()
-            .filter_map(|r| r.latency.map(|l| l.p99))
+            .filter_map(|r| r.latency.map(|l| ms(l.p99)))
             .reduce(f64::max),
-        duration_seconds: start.elapsed().as_secs_f64(),
+        duration_seconds: ms(start.elapsed().as_secs_f64()),
         scale_down_window_seconds: plan.scale_down_window,
         restarts: doc.restarts,
     };
