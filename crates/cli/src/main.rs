@@ -5,6 +5,7 @@
 
 mod convert_cmd;
 mod crd_cmd;
+mod demo_cmd;
 mod emulate_cmd;
 mod explain;
 mod get_cmd;
@@ -181,8 +182,10 @@ enum Command {
     ///   podscale describe --local web-hpa
     #[command(verbatim_doc_comment)]
     Describe(DescribeArgs),
+    // (Their help is their Args' doc comments.)
     Emulate(emulate_cmd::Args),
     Load(load_cmd::Args),
+    Demo(demo_cmd::Args),
 }
 
 /// `podscale run`: the Kubernetes flags, or `--local` and its own.
@@ -392,6 +395,7 @@ fn main() -> ExitCode {
         Command::Describe(args) => describe(args),
         Command::Emulate(args) => emulate_cmd::run(&args),
         Command::Load(args) => load_cmd::run(&args),
+        Command::Demo(args) => demo_cmd::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -9,6 +9,7 @@ use plotters::prelude::*;
 use crate::render::Header;
 use crate::series::{Row, RunSeries};
 use crate::sim::RunOutput;
+use crate::stats::Slo;
 use crate::units::trim_float;
 
 const WIDTH: u32 = 960;
@@ -147,21 +148,22 @@ fn chart(title: &str, y_desc: &str, x_max: f64, lines: &[Line]) -> Result<String
     Ok(svg)
 }
 
-/// The whole report.
+/// The report's charts as SVG documents: load; replicas (desired, ready, starting)
+/// against the oracle; each metric against its target; latency against the SLO
+/// (without `slo`, no SLO lines); the queue. A chart with no data at all is left out
+/// (`podscale demo` has no per-step latency nor an oracle).
 ///
 /// # Errors
 /// When plotters fails to draw (not expected with the SVG backend).
-pub fn html(runs: &[RunOutput], header: &Header) -> Result<String, String> {
-    let Some(first) = runs.first() else {
+pub fn charts(series: &[&RunSeries], x_max: f64, slo: Option<Slo>) -> Result<Vec<String>, String> {
+    let Some(first) = series.first() else {
         return Err("nothing to report".into());
     };
-    let x_max = first.summary.simulated_seconds;
-    let series: Vec<&RunSeries> = runs.iter().map(|r| &r.series).collect();
     let color = |i: usize| COLORS[i % COLORS.len()];
     let mut charts = Vec::new();
 
-    let step = first.series.step;
-    let mut load = line("arrivals".into(), GREY, &first.series.rows, |r| {
+    let step = first.step;
+    let mut load = line("arrivals".into(), GREY, &first.rows, |r| {
         r.arrivals as f64 / step
     });
     load.width = 1;
@@ -186,23 +188,25 @@ pub fn html(runs: &[RunOutput], header: &Header) -> Result<String, String> {
         starting.dashed = true;
         lines.push(starting);
     }
-    let mut oracle = line(
-        "oracle".into(),
-        RGBColor(0, 0, 0),
-        &first.series.rows,
-        |r| r.oracle,
-    );
+    let has_oracle = first.rows.iter().any(|r| r.oracle.is_finite());
+    let mut oracle = line("oracle".into(), RGBColor(0, 0, 0), &first.rows, |r| {
+        r.oracle
+    });
     oracle.dashed = true;
     lines.push(oracle);
     charts.push(chart(
-        "Replicas: desired (thick), ready (thin), starting (dashed); oracle (black, dashed)",
+        if has_oracle {
+            "Replicas: desired (thick), ready (thin), starting (dashed); oracle (black, dashed)"
+        } else {
+            "Replicas: desired (thick), ready (thin), starting (dashed)"
+        },
         "replicas",
         x_max,
         &lines,
     )?);
 
     let mut labels: Vec<String> = Vec::new();
-    for s in &series {
+    for s in series {
         for c in &s.columns {
             if !labels.contains(&c.label) {
                 labels.push(c.label.clone());
@@ -235,7 +239,6 @@ pub fn html(runs: &[RunOutput], header: &Header) -> Result<String, String> {
         )?);
     }
 
-    let slo = first.summary.slo;
     let mut lines = Vec::new();
     for (i, s) in series.iter().enumerate() {
         lines.push(line(
@@ -250,18 +253,25 @@ pub fn html(runs: &[RunOutput], header: &Header) -> Result<String, String> {
         ttft.width = 1;
         lines.push(ttft);
     }
-    for (name, v) in [("SLO latency", slo.e2e), ("SLO TTFT", slo.ttft)] {
-        let mut l = line(name.into(), RGBColor(0, 0, 0), &first.series.rows, |_| v);
+    let has_latency = lines
+        .iter()
+        .any(|l| l.points.iter().any(|p| p.1.is_finite()));
+    for (name, v) in slo.map_or_else(Vec::new, |slo| {
+        vec![("SLO latency", slo.e2e), ("SLO TTFT", slo.ttft)]
+    }) {
+        let mut l = line(name.into(), RGBColor(0, 0, 0), &first.rows, |_| v);
         l.dashed = true;
         l.width = 1;
         lines.push(l);
     }
-    charts.push(chart(
-        "Latency and TTFT (p95 of requests completed in each step) against the SLO",
-        "seconds",
-        x_max,
-        &lines,
-    )?);
+    if has_latency {
+        charts.push(chart(
+            "Latency and TTFT (p95 of requests completed in each step) against the SLO",
+            "seconds",
+            x_max,
+            &lines,
+        )?);
+    }
 
     let lines: Vec<Line> = series
         .iter()
@@ -274,7 +284,23 @@ pub fn html(runs: &[RunOutput], header: &Header) -> Result<String, String> {
         x_max,
         &lines,
     )?);
+    Ok(charts)
+}
 
+/// The whole report.
+///
+/// # Errors
+/// When plotters fails to draw (not expected with the SVG backend).
+pub fn html(runs: &[RunOutput], header: &Header) -> Result<String, String> {
+    let Some(first) = runs.first() else {
+        return Err("nothing to report".into());
+    };
+    let series: Vec<&RunSeries> = runs.iter().map(|r| &r.series).collect();
+    let charts = charts(
+        &series,
+        first.summary.simulated_seconds,
+        Some(first.summary.slo),
+    )?;
     let mut out = String::new();
     out.push_str(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
