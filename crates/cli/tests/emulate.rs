@@ -208,3 +208,129 @@ fn print_model_is_the_simulators_model_and_bad_flags_are_refused() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("absolute http://"));
 }
+
+/// `podscale emulate` stands in for vLLM in the metric sources: `podscale metrics`
+/// scrapes two emulated replicas (vLLM's series, and the seed's
+/// `inference_queue_depth`), and the captured scenario explains as the HPA would
+/// decide on those readings.
+#[test]
+fn podscale_metrics_reads_emulated_vllm_replicas_and_explain_decides_on_them() {
+    let dir = tempdir::Dir::new();
+    // Slow decoding (200 ms a token) keeps requests running while metrics are read.
+    let model = dir.0.join("slow.yaml");
+    std::fs::write(&model, "server:\n  decodeStep: {1: 200ms, 256: 400ms}\n").expect("model");
+    let start = || {
+        let mut child = podscale()
+            .args(["emulate", "--port", "0", "--cpu-scale", "0", "--model"])
+            .arg(&model)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn podscale emulate");
+        let mut line = String::new();
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        stderr.read_line(&mut line).expect("start line");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = stderr.read_to_string(&mut rest);
+        });
+        (child, addr)
+    };
+    let (mut a, addr_a) = start();
+    let (mut b, addr_b) = start();
+    // Three long requests on replica a (about 20 s each); b stays idle. The threads
+    // end with the emulators.
+    for _ in 0..3 {
+        let addr = addr_a.clone();
+        std::thread::spawn(move || {
+            let _ = std::panic::catch_unwind(|| {
+                http(
+                    &addr,
+                    "POST",
+                    "/v1/completions",
+                    r#"{"prompt": "hi", "max_tokens": 100}"#,
+                )
+            });
+        });
+    }
+    // Wait until a reports them running (bounded).
+    let mut running = false;
+    for _ in 0..100 {
+        let (_, body) = http(&addr_a, "GET", "/metrics", "");
+        if body
+            .lines()
+            .any(|l| l.starts_with("vllm:num_requests_running") && l.trim_end().ends_with(" 3"))
+        {
+            running = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(running, "replica a never reported 3 running requests");
+    std::fs::write(
+        dir.0.join("podscale.yaml"),
+        "metrics:\n  - name: running\n    type: pods\n    scrape: {path: /metrics, series: \"vllm:num_requests_running\"}\n",
+    )
+    .expect("config");
+    std::fs::write(
+        dir.0.join("hpa.yaml"),
+        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: llm, namespace: default}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: llm}\n  minReplicas: 1\n  maxReplicas: 10\n  metrics:\n    - type: Pods\n      pods:\n        metric: {name: running}\n        target: {type: AverageValue, averageValue: \"1\"}\n",
+    )
+    .expect("hpa");
+    let out = podscale()
+        .current_dir(&dir.0)
+        .args([
+            "metrics",
+            "--config",
+            "podscale.yaml",
+            "hpa.yaml",
+            "-o",
+            "json",
+            "--scenario",
+            "now.json",
+            "--pods",
+        ])
+        .arg(format!("a={addr_a},b={addr_b}"))
+        .output()
+        .expect("podscale metrics");
+    // Killed, not drained: the long requests would hold a drain for 20 s.
+    let _ = a.kill();
+    let _ = b.kill();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reading: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let mut samples: Vec<(String, f64)> = reading["metrics"][0]["samples"]
+        .as_array()
+        .expect("samples")
+        .iter()
+        .map(|s| {
+            (
+                s["pod"].as_str().unwrap_or("").to_owned(),
+                s["value"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect();
+    samples.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(samples, [("a".to_owned(), 3.0), ("b".to_owned(), 0.0)]);
+    // 3 running over 2 replicas against 1 per replica: ceil(1.5 × 2) = 3.
+    let out = podscale()
+        .current_dir(&dir.0)
+        .args(["explain", "now.json", "-o", "json"])
+        .output()
+        .expect("podscale explain");
+    let decision: serde_json::Value = serde_json::from_slice(&out.stdout).expect("explain json");
+    assert_eq!(decision["metrics"][0]["proposal"], 3, "{decision}");
+    assert_eq!(decision["desiredReplicas"], 3, "{decision}");
+    let _ = a.wait();
+    let _ = b.wait();
+}
