@@ -1,7 +1,7 @@
 //! What `kubectl get hpa` prints, for Autoscalers: the TARGETS column
 //! (`formatHPAMetrics` in kubernetes/pkg/printers/internalversion/printers.go), the
 //! AGE column (`duration.HumanDuration`) and the table layout.
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use podscale_core::api::{MetricSpec, MetricStatus, MetricValueStatus};
 use podscale_core::quantity::Quantity;
 
@@ -112,62 +112,7 @@ pub fn targets(specs: &[MetricSpec], statuses: &[MetricStatus]) -> String {
     }
 }
 
-/// `duration.HumanDuration`, as kubectl's AGE column.
-pub fn human_duration(d: SignedDuration) -> String {
-    let secs = d.as_secs();
-    if secs < -1 {
-        return "<invalid>".into();
-    }
-    if secs < 0 {
-        return "0s".into();
-    }
-    let (s, m, h) = (secs, secs / 60, secs / 3600);
-    if s < 60 * 2 {
-        return format!("{s}s");
-    }
-    if m < 10 {
-        let rs = s % 60;
-        return if rs == 0 {
-            format!("{m}m")
-        } else {
-            format!("{m}m{rs}s")
-        };
-    }
-    if m < 60 * 3 {
-        return format!("{m}m");
-    }
-    if h < 8 {
-        let rm = m % 60;
-        return if rm == 0 {
-            format!("{h}h")
-        } else {
-            format!("{h}h{rm}m")
-        };
-    }
-    if h < 48 {
-        return format!("{h}h");
-    }
-    if h < 24 * 8 {
-        let (d, rh) = (h / 24, h % 24);
-        return if rh == 0 {
-            format!("{d}d")
-        } else {
-            format!("{d}d{rh}h")
-        };
-    }
-    if h < 24 * 365 * 2 {
-        return format!("{}d", h / 24);
-    }
-    if h < 24 * 365 * 8 {
-        let (y, rd) = (h / 24 / 365, (h / 24) % 365);
-        return if rd == 0 {
-            format!("{y}y")
-        } else {
-            format!("{y}y{rd}d")
-        };
-    }
-    format!("{}y", h / 24 / 365)
-}
+pub use podscale_runtime::print::human_duration;
 
 /// The age of an object created at `created`, seen at `now`.
 pub fn age(created: Option<Timestamp>, now: Timestamp) -> String {
@@ -185,30 +130,7 @@ pub fn table(rows: &[Vec<String>]) -> String {
 
 /// A table with `pad` spaces between columns (`kubectl describe` uses 2).
 pub fn table_with(rows: &[Vec<String>], pad: usize) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let mut line = String::new();
-        for (c, cell) in r.iter().enumerate() {
-            line.push_str(cell);
-            if c + 1 < r.len() {
-                let pad = widths[c] + pad - cell.chars().count();
-                line.push_str(&" ".repeat(pad));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    podscale_runtime::print::table(rows, "", pad)
 }
 
 #[cfg(test)]
@@ -242,7 +164,7 @@ mod tests {
 
     #[test]
     fn ages_read_like_kubectl() {
-        let s = SignedDuration::from_secs;
+        let s = jiff::SignedDuration::from_secs;
         assert_eq!(human_duration(s(59)), "59s");
         assert_eq!(human_duration(s(119)), "119s");
         assert_eq!(human_duration(s(150)), "2m30s");

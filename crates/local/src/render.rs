@@ -11,80 +11,10 @@ use crate::status::{AutoscalerStatus, StatusDoc};
 
 /// Columns padded to their widest cell, three spaces apart (kubectl's tabwriter).
 fn table(rows: &[Vec<String>], indent: &str) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let mut line = indent.to_owned();
-        for (c, cell) in r.iter().enumerate() {
-            line.push_str(cell);
-            if c + 1 < r.len() {
-                let pad = widths[c] - cell.chars().count() + 3;
-                line.push_str(&" ".repeat(pad));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    podscale_runtime::print::table(rows, indent, 3)
 }
 
-/// kubectl's `duration.HumanDuration`.
-pub fn human_duration(d: jiff::SignedDuration) -> String {
-    let secs = d.as_secs();
-    if secs < -1 {
-        return "<invalid>".into();
-    }
-    let s = secs.max(0);
-    let (m, h, days) = (s / 60, s / 3600, s / 86400);
-    if s < 120 {
-        format!("{s}s")
-    } else if m < 10 {
-        let r = s % 60;
-        if r == 0 {
-            format!("{m}m")
-        } else {
-            format!("{m}m{r}s")
-        }
-    } else if h < 3 {
-        format!("{m}m")
-    } else if h < 8 {
-        let r = m % 60;
-        if r == 0 {
-            format!("{h}h")
-        } else {
-            format!("{h}h{r}m")
-        }
-    } else if h < 48 {
-        format!("{h}h")
-    } else if h < 24 * 8 {
-        let r = h % 24;
-        if r == 0 {
-            format!("{days}d")
-        } else {
-            format!("{days}d{r}h")
-        }
-    } else if days < 365 * 2 {
-        format!("{days}d")
-    } else if days < 365 * 8 {
-        let r = days % 365;
-        if r == 0 {
-            format!("{}y", days / 365)
-        } else {
-            format!("{}y{r}d", days / 365)
-        }
-    } else {
-        format!("{}y", days / 365)
-    }
-}
+pub use podscale_runtime::print::human_duration;
 
 fn age(now: Timestamp, then: Timestamp) -> String {
     human_duration(now.duration_since(then))

@@ -17,6 +17,7 @@
 //!   never writes.
 //! - [`sync`]: one sync of one autoscaler, with timeouts, retries and the upstream
 //!   failure paths.
+//! - [`print`]: kubectl's ages and table layout, for the status views.
 //! - [`controller`]: [`Controller`] — one task per autoscaler, sync period with jitter,
 //!   backoff, updates, leadership gating, graceful shutdown; [`Stats`] counts it all.
 #![forbid(unsafe_code)]
@@ -24,6 +25,7 @@
 pub mod backoff;
 pub mod clock;
 pub mod controller;
+pub mod print;
 pub mod recorder;
 pub mod shadow;
 pub mod source;
