@@ -25,9 +25,15 @@ fn fast_model(dir: &std::path::Path) -> std::path::PathBuf {
 fn start_emulator(extra: &[&str]) -> (Child, String, tempdir::Dir) {
     let dir = tempdir::Dir::new();
     let model = fast_model(&dir.0);
+    let (child, addr) = start_emulator_with(&model, extra);
+    (child, addr, dir)
+}
+
+/// Starts an emulator of `model` on a free port; returns it and its address.
+fn start_emulator_with(model: &std::path::Path, extra: &[&str]) -> (Child, String) {
     let mut child = podscale()
         .args(["emulate", "--port", "0", "--cpu-scale", "0", "--model"])
-        .arg(&model)
+        .arg(model)
         .args(extra)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -47,7 +53,7 @@ fn start_emulator(extra: &[&str]) -> (Child, String, tempdir::Dir) {
         let mut rest = String::new();
         let _ = stderr.read_to_string(&mut rest);
     });
-    (child, addr, dir)
+    (child, addr)
 }
 
 mod tempdir {
@@ -219,29 +225,7 @@ fn podscale_metrics_reads_emulated_vllm_replicas_and_explain_decides_on_them() {
     // Slow decoding (200 ms a token) keeps requests running while metrics are read.
     let model = dir.0.join("slow.yaml");
     std::fs::write(&model, "server:\n  decodeStep: {1: 200ms, 256: 400ms}\n").expect("model");
-    let start = || {
-        let mut child = podscale()
-            .args(["emulate", "--port", "0", "--cpu-scale", "0", "--model"])
-            .arg(&model)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn podscale emulate");
-        let mut line = String::new();
-        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-        stderr.read_line(&mut line).expect("start line");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
-        std::thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = stderr.read_to_string(&mut rest);
-        });
-        (child, addr)
-    };
+    let start = || start_emulator_with(&model, &[]);
     let (mut a, addr_a) = start();
     let (mut b, addr_b) = start();
     // Three long requests on replica a (about 20 s each); b stays idle. The threads
