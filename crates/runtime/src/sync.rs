@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use podscale_core::Autoscaler;
-use podscale_core::history::History;
+use podscale_core::history::{History, ScaleEvent};
 use podscale_core::observed::{Observed, Pod};
 use tokio::sync::watch;
 
@@ -100,7 +100,8 @@ pub struct Parts<'a, T, M, R, C> {
 /// The history last written for an autoscaler, to decide whether to write again.
 #[derive(Debug, Clone, Default)]
 pub struct Persisted {
-    values: Option<(Vec<i32>, History)>,
+    /// The distinct recommended values and the scale events last written.
+    values: Option<(Vec<i32>, Vec<ScaleEvent>)>,
     at: Option<jiff::Timestamp>,
 }
 
@@ -123,7 +124,7 @@ impl Persisted {
         let Some((values, events)) = &self.values else {
             return true;
         };
-        if *values != distinct_values(history) || events.scale_events != history.scale_events {
+        if *values != distinct_values(history) || *events != history.scale_events {
             return true;
         }
         self.at.is_none_or(|at| {
@@ -135,10 +136,7 @@ impl Persisted {
 
     fn written(&mut self, history: &History, now: jiff::Timestamp) {
         let recs = distinct_values(history);
-        let events = History {
-            recommendations: None,
-            scale_events: history.scale_events.clone(),
-        };
+        let events = history.scale_events.clone();
         self.values = Some((recs, events));
         self.at = Some(now);
     }
