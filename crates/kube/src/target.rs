@@ -19,6 +19,11 @@ use podscale_core::observed::{Container, Pod, ResourceRequirements};
 use podscale_core::quantity::Quantity;
 use podscale_runtime::{Key, Scale, ScaleTarget, TargetError};
 
+/// Pods asked for per list request.
+const POD_PAGE: u32 = 500;
+/// Most pods one target may list (the metric sources' default `maxItems`).
+const MAX_PODS: usize = 20_000;
+
 /// Pod addresses from the last listing, by autoscaler: direct scrapes need them and
 /// the engine's [`Pod`] does not carry them.
 #[derive(Debug, Clone, Default)]
@@ -221,13 +226,26 @@ impl ScaleTarget for KubeTarget {
             return Ok(Vec::new());
         };
         let api: Api<KPod> = Api::namespaced(self.client.clone(), Self::namespace(hpa));
-        let list = api
-            .list(&ListParams::default().labels(selector))
-            .await
-            .map_err(|e| target_error(&e))?;
+        // Read in pages, and refuse a target with more pods than any autoscaler can
+        // use: a server (or a selector matching half the cluster) must not make one
+        // sync hold an unbounded list.
+        let mut items = Vec::new();
+        let mut params = ListParams::default().labels(selector).limit(POD_PAGE);
+        loop {
+            let page = api.list(&params).await.map_err(|e| target_error(&e))?;
+            items.extend(page.items);
+            if items.len() > MAX_PODS {
+                return Err(TargetError::Permanent(format!(
+                    "the selector {selector:?} lists more than {MAX_PODS} pods: refusing to read them all"
+                )));
+            }
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
         let mut addresses = HashMap::new();
-        let pods = list
-            .items
+        let pods = items
             .iter()
             .map(|p| {
                 let pod = engine_pod(p);
