@@ -1,5 +1,6 @@
-//! The Prometheus HTTP API client: instant queries (`/api/v1/query`, GET or POST),
-//! with a per-attempt timeout, retries with jittered exponential backoff, bearer-token
+//! The Prometheus HTTP API client: instant queries (`/api/v1/query`, GET or POST) and
+//! series lookups (`/api/v1/series`, for `podscale adapter convert`), with a per-attempt
+//! timeout, retries with jittered exponential backoff, bearer-token
 //! or basic auth and TLS options. Errors keep Prometheus's own message
 //! (`bad_data: 1:5: parse error: …`) or the transport's (`connection refused`).
 use std::collections::BTreeMap;
@@ -58,6 +59,8 @@ pub struct PrometheusClient {
     http: reqwest::Client,
     /// `…/api/v1/query`, without the URL's credentials (they travel as basic auth).
     endpoint: reqwest::Url,
+    /// `…/api/v1/series`, likewise.
+    series_endpoint: reqwest::Url,
     /// The configured URL for messages, credentials redacted.
     base: String,
     method: HttpMethod,
@@ -121,9 +124,17 @@ impl PrometheusClient {
         }
         let auth = http::Auth::from_config(config, url_user)?;
         let http = http::client(config.tls.as_ref(), None)?;
+        let mut series_endpoint = endpoint.clone();
+        // `…/api/v1/query` always has a last segment to replace.
+        series_endpoint.set_path(
+            &endpoint
+                .path()
+                .replacen("/api/v1/query", "/api/v1/series", 1),
+        );
         Ok(Self {
             http,
             endpoint,
+            series_endpoint,
             base,
             method: config.method,
             timeout: config.timeout,
@@ -159,9 +170,48 @@ impl PrometheusClient {
         }
         // Ask Prometheus to give up when we do, so a slow query does not keep running.
         params.push(("timeout", format!("{}ms", self.timeout.as_millis().max(1))));
+        self.retrying(&self.endpoint, &params, parse_response).await
+    }
+
+    /// The series matching `selector` (`/api/v1/series?match[]=…`) between `start`
+    /// and `end` (Prometheus's defaults when `None`: its whole retention), each as its
+    /// label set (`__name__` included). As prometheus-adapter's discovery does
+    /// (`pkg/custom-provider/provider.go`, `updateMetrics`), one selector per call.
+    ///
+    /// Bounded like a query: at most `prometheus.maxSeries` series (more is an error;
+    /// Prometheus 2.49+ is also asked to stop there with `limit`) and
+    /// `prometheus.maxResponseSize` bytes.
+    ///
+    /// # Errors
+    /// As [`PrometheusClient::query`], and past the series limit.
+    pub async fn series(
+        &self,
+        selector: &str,
+        start: Option<Timestamp>,
+        end: Option<Timestamp>,
+    ) -> Result<SeriesResponse, SourceError> {
+        let mut params: Vec<(&str, String)> = vec![("match[]", selector.to_owned())];
+        if let Some(t) = start {
+            params.push(("start", format_time(t)));
+        }
+        if let Some(t) = end {
+            params.push(("end", format_time(t)));
+        }
+        // One more than the limit, so that "exactly at the limit" and "past it" differ.
+        params.push(("limit", self.max_series.saturating_add(1).to_string()));
+        self.retrying(&self.series_endpoint, &params, parse_series_response)
+            .await
+    }
+
+    async fn retrying<T: Scrubbed>(
+        &self,
+        endpoint: &reqwest::Url,
+        params: &[(&str, String)],
+        parse: ParseFn<T>,
+    ) -> Result<T, SourceError> {
         let mut attempt = 0;
         loop {
-            match self.attempt(&params).await {
+            match self.attempt(endpoint, params, parse).await {
                 Ok(r) => return Ok(r),
                 Err(e) if e.retryable() && attempt < self.retries => {
                     let wait = self.jitter.backoff(self.backoff, attempt);
@@ -173,10 +223,15 @@ impl PrometheusClient {
         }
     }
 
-    async fn attempt(&self, params: &[(&str, String)]) -> Result<QueryResponse, SourceError> {
+    async fn attempt<T: Scrubbed>(
+        &self,
+        endpoint: &reqwest::Url,
+        params: &[(&str, String)],
+        parse: ParseFn<T>,
+    ) -> Result<T, SourceError> {
         let request = match self.method {
             HttpMethod::Get => {
-                let mut url = self.endpoint.clone();
+                let mut url = endpoint.clone();
                 url.query_pairs_mut()
                     .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
                 self.http.get(url)
@@ -189,18 +244,20 @@ impl PrometheusClient {
                     .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
                 let body = scratch.query().unwrap_or_default().to_owned();
                 self.http
-                    .post(self.endpoint.clone())
+                    .post(endpoint.clone())
                     .header("content-type", "application/x-www-form-urlencoded")
                     .body(body)
             }
         };
         let (request, mut secrets) = self.auth.apply(request)?;
         secrets.extend(&self.secrets);
-        let result = self.exchange(request.timeout(self.timeout), &secrets).await;
+        let result = self
+            .exchange(request.timeout(self.timeout), &secrets, parse)
+            .await;
         // Every message passes the scrubber once more (transport errors included).
         match result {
             Ok(mut r) => {
-                for w in &mut r.warnings {
+                for w in r.warnings_mut() {
                     *w = secrets.scrub(w);
                 }
                 Ok(r)
@@ -209,11 +266,12 @@ impl PrometheusClient {
         }
     }
 
-    async fn exchange(
+    async fn exchange<T>(
         &self,
         request: reqwest::RequestBuilder,
         secrets: &http::Secrets,
-    ) -> Result<QueryResponse, SourceError> {
+        parse: ParseFn<T>,
+    ) -> Result<T, SourceError> {
         let what = || format!("prometheus at {}", self.base);
         let reqwest_error =
             |e: reqwest::Error| SourceError::from_reqwest(&what(), &e, self.timeout);
@@ -245,7 +303,7 @@ impl PrometheusClient {
             (true, Some(n)) => Length::Exact(n),
             (true, None) => Length::AtLeast(body.len() as u64),
         };
-        parse_response(
+        parse(
             &what(),
             status.as_u16(),
             &body,
@@ -256,6 +314,33 @@ impl PrometheusClient {
             },
         )
     }
+}
+
+/// How one endpoint's answer is decoded.
+type ParseFn<T> = fn(&str, u16, &[u8], Length, &Limits<'_>) -> Result<T, SourceError>;
+
+/// An answer whose warnings pass the scrubber.
+trait Scrubbed {
+    fn warnings_mut(&mut self) -> &mut [String];
+}
+
+impl Scrubbed for QueryResponse {
+    fn warnings_mut(&mut self) -> &mut [String] {
+        &mut self.warnings
+    }
+}
+
+impl Scrubbed for SeriesResponse {
+    fn warnings_mut(&mut self) -> &mut [String] {
+        &mut self.warnings
+    }
+}
+
+/// What a series lookup returned: each series' label set, and Prometheus's warnings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesResponse {
+    pub series: Vec<BTreeMap<String, String>>,
+    pub warnings: Vec<String>,
 }
 
 fn format_time(t: Timestamp) -> String {
@@ -269,28 +354,41 @@ struct Limits<'a> {
     secrets: &'a http::Secrets,
 }
 
-/// Reads an `/api/v1/query` answer (success or Prometheus's error envelope). `body`
-/// may be only the beginning of an error answer (`received` says).
-fn parse_response(
+/// Decodes an answer envelope and checks its status: an error envelope (or what is
+/// not one) becomes the error it says. With `series_list`, `data` is a list of label
+/// sets (`/api/v1/series`), else a query result.
+fn parse_envelope(
     what: &str,
     status: u16,
     body: &[u8],
     received: Length,
     limits: &Limits<'_>,
-) -> Result<QueryResponse, SourceError> {
+    series_list: bool,
+) -> Result<Envelope, SourceError> {
     let over = Cell::new(false);
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = EnvelopeSeed {
         max_series: limits.max_series,
         over: &over,
+        series_list,
     }
     .deserialize(&mut de)
     .and_then(|e| de.end().map(|()| e));
     if over.get() {
+        let advice = if series_list {
+            "narrow the series selector"
+        } else {
+            "aggregate it (e.g. sum by (pod) (...))"
+        };
         return Err(SourceError::Decode {
             what: what.to_owned(),
             message: format!(
-                "the query returned more than {} series (prometheus.maxSeries): aggregate it (e.g. sum by (pod) (...)) or raise the limit",
+                "the {} returned more than {} series (prometheus.maxSeries): {advice} or raise the limit",
+                if series_list {
+                    "series lookup"
+                } else {
+                    "query"
+                },
                 limits.max_series
             ),
         });
@@ -329,6 +427,42 @@ fn parse_response(
             ),
         });
     }
+    Ok(envelope)
+}
+
+/// Reads an `/api/v1/series` answer.
+fn parse_series_response(
+    what: &str,
+    status: u16,
+    body: &[u8],
+    received: Length,
+    limits: &Limits<'_>,
+) -> Result<SeriesResponse, SourceError> {
+    let envelope = parse_envelope(what, status, body, received, limits, true)?;
+    let excerpt = |b: &[u8]| limits.secrets.excerpt(b, MESSAGE_LIMIT, Length::Whole);
+    let warnings = envelope
+        .warnings
+        .iter()
+        .map(|w| excerpt(w.as_bytes()))
+        .collect();
+    let series = envelope.series.ok_or_else(|| SourceError::Decode {
+        what: what.to_owned(),
+        message: "no `data` list of series".into(),
+    })?;
+    Ok(SeriesResponse { series, warnings })
+}
+
+/// Reads an `/api/v1/query` answer (success or Prometheus's error envelope). `body`
+/// may be only the beginning of an error answer (`received` says).
+fn parse_response(
+    what: &str,
+    status: u16,
+    body: &[u8],
+    received: Length,
+    limits: &Limits<'_>,
+) -> Result<QueryResponse, SourceError> {
+    let envelope = parse_envelope(what, status, body, received, limits, false)?;
+    let excerpt = |b: &[u8], r| limits.secrets.excerpt(b, MESSAGE_LIMIT, r);
     let warnings = envelope
         .warnings
         .iter()
@@ -391,6 +525,8 @@ struct Envelope {
     error_type: Option<String>,
     error: Option<String>,
     data: Option<Data>,
+    /// The `data` of a series lookup.
+    series: Option<Vec<BTreeMap<String, String>>>,
     /// At most [`MAX_WARNINGS`].
     warnings: Vec<String>,
 }
@@ -423,6 +559,7 @@ enum Element {
 struct EnvelopeSeed<'a> {
     max_series: usize,
     over: &'a Cell<bool>,
+    series_list: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for EnvelopeSeed<'_> {
@@ -444,6 +581,13 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
                 "status" => e.status = map.next_value()?,
                 "errorType" => e.error_type = map.next_value()?,
                 "error" => e.error = map.next_value()?,
+                "data" if self.series_list => {
+                    e.series = Some(map.next_value_seed(Bounded {
+                        max: self.max_series,
+                        over: Some(self.over),
+                        _t: PhantomData::<BTreeMap<String, String>>,
+                    })?);
+                }
                 "data" => {
                     e.data = Some(map.next_value_seed(DataSeed {
                         max_series: self.max_series,
@@ -671,6 +815,50 @@ mod tests {
             "p: unexpected answer: the query returned more than 4 series (prometheus.maxSeries): aggregate it (e.g. sum by (pod) (...)) or raise the limit"
         );
         assert!(!e.retryable());
+    }
+
+    #[test]
+    fn a_series_answer_is_decoded_and_bounded() {
+        let body = br#"{"status":"success","data":[
+            {"__name__":"vllm:num_requests_waiting","namespace":"a","pod":"p0"},
+            {"__name__":"up","job":"x"}],"warnings":["w"]}"#;
+        let parse = |max| {
+            parse_series_response(
+                "p",
+                200,
+                body,
+                Length::Whole,
+                &Limits {
+                    max_series: max,
+                    secrets: &http::Secrets::default(),
+                },
+            )
+        };
+        let r = parse(2).expect("decodes");
+        assert_eq!(r.series.len(), 2);
+        assert_eq!(
+            r.series[0].get("pod").map(String::as_str),
+            Some("p0"),
+            "{r:?}"
+        );
+        assert_eq!(r.warnings, vec!["w".to_owned()]);
+        let e = parse(1).expect_err("too many");
+        assert_eq!(
+            e.to_string(),
+            "p: unexpected answer: the series lookup returned more than 1 series (prometheus.maxSeries): narrow the series selector or raise the limit"
+        );
+        let e = parse_series_response(
+            "p",
+            400,
+            br#"{"status":"error","errorType":"bad_data","error":"1:2: parse error"}"#,
+            Length::Whole,
+            &Limits {
+                max_series: 1,
+                secrets: &http::Secrets::default(),
+            },
+        )
+        .expect_err("error");
+        assert_eq!(e.to_string(), "p: bad_data: 1:2: parse error");
     }
 
     #[test]
