@@ -43,6 +43,7 @@ pub mod http;
 #[cfg(feature = "sources")]
 pub mod kubernetes;
 pub mod presets;
+pub mod prom_adapter;
 #[cfg(feature = "sources")]
 pub mod prometheus;
 #[cfg(feature = "sources")]
