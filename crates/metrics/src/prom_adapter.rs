@@ -561,6 +561,8 @@ struct Converter<'a> {
 struct Labels {
     pod: Option<String>,
     namespace: Option<String>,
+    /// Whether `namespace` comes from an override (then namespaces are objects too).
+    namespace_override: bool,
     /// Overridden resources other than pods and namespaces: (label, resource, cluster-scoped).
     objects: Vec<(String, String, bool)>,
 }
@@ -612,6 +614,7 @@ impl Converter<'_> {
                 );
             }
         }
+        let uses_matchers = query.contains(&Piece::Field("LabelMatchers".into()));
         // Naming.
         let name = rule.name.clone().unwrap_or_default();
         let matches = name.matches.as_deref().filter(|m| !m.is_empty());
@@ -783,6 +786,12 @@ impl Converter<'_> {
             return;
         }
         let object = match labels.objects.as_slice() {
+            // Only the namespace is mapped: the metric describes Namespace objects (as
+            // vLLM's production-stack rule, read by an HPA's Object metric).
+            [] if labels.pod.is_none() && labels.namespace_override => labels
+                .namespace
+                .clone()
+                .map(|ns| (ns, "namespace".to_owned(), true)),
             [] => None,
             [one] => Some(one.clone()),
             several => {
@@ -862,7 +871,15 @@ impl Converter<'_> {
                     (_, true) => format!("{label}=\"{{{{objectName}}}}\""),
                 };
                 match fill(&query, series, &matchers, label) {
-                    Ok(q) => {
+                    Ok(mut q) => {
+                        if !uses_matchers {
+                            // The adapter picks the described object's series out of the
+                            // answer by its label (pkg/custom-provider); podscale's Object
+                            // metric takes the one series the query returns.
+                            q = format!(
+                                "({q}) and on({label}) label_replace(vector(1), \"{label}\", \"{{{{objectName}}}}\", \"\", \"\")"
+                            );
+                        }
                         self.add(
                             MetricKind::Object,
                             api.clone(),
@@ -1233,7 +1250,10 @@ fn resource_labels(mapping: &ResourceMapping) -> Result<Labels, String> {
         let resource = singular(&gr.resource.to_ascii_lowercase());
         match (core, resource.as_str()) {
             (true, "pod") => labels.pod = Some(label.clone()),
-            (true, "namespace") => labels.namespace = Some(label.clone()),
+            (true, "namespace") => {
+                labels.namespace = Some(label.clone());
+                labels.namespace_override = true;
+            }
             _ => {
                 let cluster = core && matches!(resource.as_str(), "node" | "persistentvolume");
                 let named = if core {
