@@ -1645,9 +1645,23 @@ fn parse_prometheus_duration(s: &str) -> Result<Duration, String> {
 
 impl Conversion {
     /// Sets `prometheus.url` (the adapter's `--prometheus-url`, which its config file
-    /// does not hold).
-    pub fn set_prometheus_url(&mut self, url: &str) {
-        self.config.prometheus = Some(PrometheusConfig::new(url));
+    /// does not hold). Credentials (`user:password@`) and a query string are left out
+    /// of the written URL, so a secret never lands in the output; returns whether
+    /// anything was left out (then say so: set `basicAuth` or `bearerTokenFile`).
+    pub fn set_prometheus_url(&mut self, url: &str) -> bool {
+        let start = url.find("://").map_or(0, |i| i + 3);
+        let end = url[start..]
+            .find(['?', '#'])
+            .map_or(url.len(), |i| start + i);
+        let host_start = url[start..end]
+            .split('/')
+            .next()
+            .and_then(|authority| authority.rfind('@'))
+            .map_or(start, |at| start + at + 1);
+        let clean = format!("{}{}", &url[..start], &url[host_start..end]);
+        let left_out = clean.len() != url.len();
+        self.config.prometheus = Some(PrometheusConfig::new(&clean));
+        left_out
     }
 
     /// Whether anything was not translated.
@@ -1680,7 +1694,7 @@ impl Conversion {
         }
         if let Some(p) = &self.config.prometheus {
             out.push_str("prometheus:\n");
-            out.push_str(&format!("  url: {}\n", yaml_str(&p.url)));
+            out.push_str(&format!("  url: {}\n", yaml_str(&p.url, 4)));
         }
         if self.config.metrics.is_empty() {
             out.push_str("metrics: []\n");
@@ -1692,7 +1706,7 @@ impl Conversion {
                 "  # {} ({}:{}): series {}\n",
                 o.rule, self.file, o.at, o.series
             ));
-            out.push_str(&format!("  - name: {}\n", yaml_str(&m.name)));
+            out.push_str(&format!("  - name: {}\n", yaml_str(&m.name, 6)));
             out.push_str(&format!(
                 "    type: {}\n",
                 match m.kind {
@@ -1702,20 +1716,20 @@ impl Conversion {
                 }
             ));
             if let Some(q) = &m.query {
-                out.push_str(&format!("    query: {}\n", yaml_str(q)));
+                out.push_str(&format!("    query: {}\n", yaml_str(q, 6)));
             }
             if let Some(l) = &m.pod_label {
-                out.push_str(&format!("    podLabel: {}\n", yaml_str(l)));
+                out.push_str(&format!("    podLabel: {}\n", yaml_str(l, 6)));
             }
         }
         let r = &self.config.resources;
         if r.source == ResourceSource::Prometheus {
             out.push_str("resources:\n  source: prometheus\n");
             if let Some(q) = &r.cpu_query {
-                out.push_str(&format!("  cpuQuery: {}\n", yaml_str(q)));
+                out.push_str(&format!("  cpuQuery: {}\n", yaml_str(q, 4)));
             }
             if let Some(q) = &r.memory_query {
-                out.push_str(&format!("  memoryQuery: {}\n", yaml_str(q)));
+                out.push_str(&format!("  memoryQuery: {}\n", yaml_str(q, 4)));
             }
             if let Some(w) = r.window {
                 out.push_str(&format!(
@@ -1728,10 +1742,29 @@ impl Conversion {
     }
 }
 
-/// A YAML scalar for any string: single-quoted (nothing to escape but `'`), or
-/// double-quoted JSON when it spans lines or holds control characters.
-fn yaml_str(s: &str) -> String {
-    if s.chars().any(char::is_control) {
+/// A YAML scalar for any string, its lines (if several) indented by `indent`: a
+/// literal block (`|`, `|-`) for a query over several lines, single-quoted (nothing to
+/// escape but `'`) for one line, double-quoted JSON for what neither writes exactly
+/// (control characters, leading spaces, several trailing newlines).
+fn yaml_str(s: &str, indent: usize) -> String {
+    let body = s.strip_suffix('\n').unwrap_or(s);
+    let blockable = s.contains('\n')
+        && !body.is_empty()
+        && !body.ends_with('\n')
+        && !body.starts_with([' ', '\t', '\n'])
+        && !body.chars().any(|c| c.is_control() && c != '\n');
+    if blockable {
+        let pad = " ".repeat(indent);
+        let mut out = String::from(if body.len() == s.len() { "|-" } else { "|" });
+        for line in body.split('\n') {
+            out.push('\n');
+            if !line.is_empty() {
+                out.push_str(&pad);
+                out.push_str(line);
+            }
+        }
+        out
+    } else if s.chars().any(char::is_control) {
         serde_json::Value::String(s.to_owned()).to_string()
     } else {
         format!("'{}'", s.replace('\'', "''"))
@@ -2100,6 +2133,38 @@ externalRules:
             AdapterConfig::from_source("rules:\n- seriesQuery: x\n  metricQuery: y\n", "a.yaml")
                 .expect_err("unknown field");
         assert!(e.to_string().starts_with("a.yaml:3:"), "{e}");
+    }
+
+    #[test]
+    fn credentials_in_the_prometheus_url_are_not_written() {
+        let mut c = convert(&AdapterConfig::default(), None);
+        assert!(c.set_prometheus_url("https://admin:hunter2@prom:9090/sub?token=T"));
+        let url = c.config.prometheus.as_ref().map(|p| p.url.clone());
+        assert_eq!(url.as_deref(), Some("https://prom:9090/sub"));
+        assert!(!c.to_yaml().contains("hunter2"));
+        assert!(!c.set_prometheus_url("http://prom:9090"));
+    }
+
+    #[test]
+    fn yaml_scalars_read_back_as_written() {
+        for s in [
+            "sum(x{a=\"b\"}) by (pod)",
+            "it's",
+            "a\n  b\n",
+            "a\nb",
+            "a\n\n  b\n",
+            "a\n\n",
+            "\n  a",
+            "  a\nb",
+            "a\tb",
+            "a\r\nb",
+            "# not a comment\nx",
+            "",
+        ] {
+            let doc = format!("k:\n  v: {}\n", yaml_str(s, 4));
+            let parsed = podscale_manifest::parse_documents(&doc, "t").expect(&doc);
+            assert_eq!(parsed[0].value["k"]["v"].as_str(), Some(s), "{doc}");
+        }
     }
 
     #[test]
