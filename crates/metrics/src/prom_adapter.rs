@@ -393,11 +393,14 @@ impl Series {
     }
 }
 
-/// The series one `seriesQuery` matched.
+/// The series one `seriesQuery` matched: one [`Series`] per name, with the union of
+/// its series' label names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeriesInfo {
     pub series_query: String,
     pub series: Vec<Series>,
+    /// Names found but not examined, past [`MAX_METRICS`] lookups (reported).
+    pub unexamined: usize,
 }
 
 /// Why [`discover`] failed.
@@ -412,10 +415,15 @@ pub struct DiscoverError {
 
 /// Lists the series of every distinct `seriesQuery` over the last `lookback` (the
 /// adapter's `--metrics-max-age`; [`DISCOVERY_LOOKBACK`] by default), as the adapter's
-/// discovery does. Bounded by the client's `maxSeries` and `maxResponseSize`.
+/// discovery does, in a way that scales to a cluster's Prometheus: rather than every
+/// series (`/api/v1/series` of the Helm chart's `{namespace!=""}` is most of the
+/// TSDB), the query's metric names (`/api/v1/label/__name__/values`), then, for each
+/// name some rule keeps, its label names (`/api/v1/labels`), which tell whether it has
+/// a pod label. Each answer is bounded by the client's `maxSeries` and
+/// `maxResponseSize`; at most [`MAX_METRICS`] names are examined in all.
 ///
 /// # Errors
-/// The first lookup that fails, naming its `seriesQuery`.
+/// The first lookup that fails, naming its selector.
 #[cfg(feature = "sources")]
 pub async fn discover(
     client: &crate::prometheus::PrometheusClient,
@@ -427,27 +435,102 @@ pub async fn discover(
         .ok()
         .and_then(|d| now.checked_sub(d).ok());
     let mut out = Vec::new();
+    let mut budget = MAX_METRICS;
     for query in config.series_queries() {
-        let answer = client
-            .series(query, start, None)
+        let failed = |source| DiscoverError {
+            query: query.to_owned(),
+            source,
+        };
+        let names = client
+            .labels(Some("__name__"), query, start, None)
             .await
-            .map_err(|source| DiscoverError {
-                query: query.to_owned(),
-                source,
-            })?;
-        let mut series: Vec<Series> = answer
-            .series
-            .iter()
-            .filter_map(Series::from_labels)
+            .map_err(failed)?
+            .values;
+        // Only the names a rule of this query keeps cost a lookup.
+        let filters: Vec<Option<Vec<(Regex, bool)>>> = config
+            .all_rules()
+            .filter(|(_, r)| r.series_query.as_deref() == Some(query))
+            .map(|(_, r)| name_filters(r))
             .collect();
-        series.sort();
-        series.dedup();
-        out.push(SeriesInfo {
+        let kept: Vec<String> = names
+            .into_iter()
+            .filter(|n| {
+                filters.iter().any(|f| {
+                    f.as_ref()
+                        .is_none_or(|f| f.iter().all(|(r, positive)| r.is_match(n) == *positive))
+                })
+            })
+            .collect();
+        let mut info = SeriesInfo {
             series_query: query.to_owned(),
-            series,
-        });
+            series: Vec::new(),
+            unexamined: 0,
+        };
+        for name in kept {
+            if budget == 0 {
+                info.unexamined += 1;
+                continue;
+            }
+            budget -= 1;
+            let selector = with_name(query, &name);
+            let labels = client
+                .labels(None, &selector, start, None)
+                .await
+                .map_err(|source| DiscoverError {
+                    query: selector.clone(),
+                    source,
+                })?
+                .values;
+            info.series.push(Series {
+                name,
+                labels: labels.into_iter().filter(|l| l != "__name__").collect(),
+            });
+        }
+        out.push(info);
     }
     Ok(out)
+}
+
+/// A rule's name filters (`seriesFilters`, then `name.matches`); `None` when one does
+/// not compile (then [`convert`] reports the rule, and discovery keeps every name).
+fn name_filters(rule: &Rule) -> Option<Vec<(Regex, bool)>> {
+    let mut out = Vec::new();
+    for f in rule.series_filters.iter().flatten() {
+        match (f.is.as_deref(), f.is_not.as_deref()) {
+            (Some(a), None) => out.push((Regex::new(a).ok()?, true)),
+            (None, Some(b)) => out.push((Regex::new(b).ok()?, false)),
+            _ => return None,
+        }
+    }
+    if let Some(m) = rule
+        .name
+        .as_ref()
+        .and_then(|n| n.matches.as_deref())
+        .filter(|m| !m.is_empty())
+    {
+        out.push((Regex::new(m).ok()?, true));
+    }
+    Some(out)
+}
+
+/// `query` narrowed to the series called `name`: `{__name__="name",…}` with the
+/// query's own matchers. A query that names its metric (`x{…}`) or does not parse is
+/// kept as it is.
+fn with_name(query: &str, name: &str) -> String {
+    let trimmed = query.trim();
+    let Some(inner) = trimmed
+        .strip_prefix('{')
+        .filter(|_| closing_brace(trimmed, 1) == Some(trimmed.len() - 1))
+        .map(|rest| &rest[..rest.len() - 1])
+    else {
+        return query.to_owned();
+    };
+    let name = format!("__name__=\"{}\"", template::escape_string(name));
+    if inner.trim().is_empty() {
+        format!("{{{name}}}")
+    } else {
+        format!("{{{name},{inner}}}")
+    }
 }
 
 /// How much a [`Note`] matters.
@@ -511,12 +594,26 @@ pub fn convert(config: &AdapterConfig, series: Option<&[SeriesInfo]>) -> Convers
         metrics: Vec::new(),
         overflow: 0,
     };
+    let mut reported = BTreeSet::new();
     for (path, rule) in config.all_rules() {
         let external = path.starts_with("externalRules");
         let discovered = rule
             .series_query
             .as_deref()
             .and_then(|q| series?.iter().find(|s| s.series_query == q));
+        if let Some(found) = discovered
+            && found.unexamined > 0
+            && reported.insert(found.series_query.clone())
+        {
+            c.note(
+                Severity::NotTranslated,
+                &format!("{path}.seriesQuery"),
+                format!(
+                    "{} of its metric names were not examined: discovery examines at most {MAX_METRICS} names; narrow the seriesQuery",
+                    found.unexamined
+                ),
+            );
+        }
         c.rule(&path, rule, external, discovered);
     }
     if c.overflow > 0 {
@@ -1996,6 +2093,7 @@ externalRules:
         };
         let found = vec![SeriesInfo {
             series_query: r#"{__name__=~"^http_.*",namespace!=""}"#.into(),
+            unexamined: 0,
             series: vec![
                 series("http_requests_total", &["namespace", "pod"]),
                 series("http_errors_total", &["namespace", "pod"]),
@@ -2165,6 +2263,17 @@ externalRules:
             let parsed = podscale_manifest::parse_documents(&doc, "t").expect(&doc);
             assert_eq!(parsed[0].value["k"]["v"].as_str(), Some(s), "{doc}");
         }
+    }
+
+    #[test]
+    fn a_broad_query_is_narrowed_to_one_name() {
+        assert_eq!(
+            with_name(r#"{namespace!="",__name__!~"^container_.*"}"#, "vllm:x"),
+            r#"{__name__="vllm:x",namespace!="",__name__!~"^container_.*"}"#
+        );
+        assert_eq!(with_name(" {} ", "a"), r#"{__name__="a"}"#);
+        assert_eq!(with_name("up{job=\"x\"}", "up"), "up{job=\"x\"}");
+        assert_eq!(with_name("{a=\"}\"} or x", "n"), "{a=\"}\"} or x");
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct PrometheusClient {
     endpoint: reqwest::Url,
     /// `…/api/v1/series`, likewise.
     series_endpoint: reqwest::Url,
+    /// `…/api/v1/labels`, likewise.
+    labels_endpoint: reqwest::Url,
     /// The configured URL for messages, credentials redacted.
     base: String,
     method: HttpMethod,
@@ -124,17 +126,23 @@ impl PrometheusClient {
         }
         let auth = http::Auth::from_config(config, url_user)?;
         let http = http::client(config.tls.as_ref(), None)?;
-        let mut series_endpoint = endpoint.clone();
         // `…/api/v1/query` always has a last segment to replace.
-        series_endpoint.set_path(
-            &endpoint
-                .path()
-                .replacen("/api/v1/query", "/api/v1/series", 1),
-        );
+        let sibling = |name: &str| {
+            let mut url = endpoint.clone();
+            url.set_path(
+                &endpoint
+                    .path()
+                    .replacen("/api/v1/query", &format!("/api/v1/{name}"), 1),
+            );
+            url
+        };
+        let series_endpoint = sibling("series");
+        let labels_endpoint = sibling("labels");
         Ok(Self {
             http,
             endpoint,
             series_endpoint,
+            labels_endpoint,
             base,
             method: config.method,
             timeout: config.timeout,
@@ -200,6 +208,48 @@ impl PrometheusClient {
         // One more than the limit, so that "exactly at the limit" and "past it" differ.
         params.push(("limit", self.max_series.saturating_add(1).to_string()));
         self.retrying(&self.series_endpoint, &params, parse_series_response)
+            .await
+    }
+
+    /// The label names of the series matching `selector` (`/api/v1/labels?match[]=…`),
+    /// or, with `label`, that label's values (`/api/v1/label/<label>/values`): what a
+    /// series lookup would tell, in a few bytes instead of one label set per series.
+    /// Bounded by `prometheus.maxSeries` names (values) and `maxResponseSize`.
+    ///
+    /// # Errors
+    /// As [`PrometheusClient::series`]; a `label` that is not a label name.
+    pub async fn labels(
+        &self,
+        label: Option<&str>,
+        selector: &str,
+        start: Option<Timestamp>,
+        end: Option<Timestamp>,
+    ) -> Result<StringsResponse, SourceError> {
+        let endpoint = match label {
+            None => self.labels_endpoint.clone(),
+            Some(l) if crate::exposition::is_legacy_label_name(l) => {
+                let mut url = self.labels_endpoint.clone();
+                let path =
+                    url.path()
+                        .replacen("/api/v1/labels", &format!("/api/v1/label/{l}/values"), 1);
+                url.set_path(&path);
+                url
+            }
+            Some(l) => {
+                return Err(SourceError::Config(format!(
+                    "{l:?} is not a Prometheus label name"
+                )));
+            }
+        };
+        let mut params: Vec<(&str, String)> = vec![("match[]", selector.to_owned())];
+        if let Some(t) = start {
+            params.push(("start", format_time(t)));
+        }
+        if let Some(t) = end {
+            params.push(("end", format_time(t)));
+        }
+        params.push(("limit", self.max_series.saturating_add(1).to_string()));
+        self.retrying(&endpoint, &params, parse_strings_response)
             .await
     }
 
@@ -330,10 +380,23 @@ impl Scrubbed for QueryResponse {
     }
 }
 
+impl Scrubbed for StringsResponse {
+    fn warnings_mut(&mut self) -> &mut [String] {
+        &mut self.warnings
+    }
+}
+
 impl Scrubbed for SeriesResponse {
     fn warnings_mut(&mut self) -> &mut [String] {
         &mut self.warnings
     }
+}
+
+/// What a label lookup returned: label names or values, and Prometheus's warnings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StringsResponse {
+    pub values: Vec<String>,
+    pub warnings: Vec<String>,
 }
 
 /// What a series lookup returned: each series' label set, and Prometheus's warnings.
@@ -355,40 +418,34 @@ struct Limits<'a> {
 }
 
 /// Decodes an answer envelope and checks its status: an error envelope (or what is
-/// not one) becomes the error it says. With `series_list`, `data` is a list of label
-/// sets (`/api/v1/series`), else a query result.
+/// not one) becomes the error it says; `data` is read as `shape` says.
 fn parse_envelope(
     what: &str,
     status: u16,
     body: &[u8],
     received: Length,
     limits: &Limits<'_>,
-    series_list: bool,
+    shape: Shape,
 ) -> Result<Envelope, SourceError> {
     let over = Cell::new(false);
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = EnvelopeSeed {
         max_series: limits.max_series,
         over: &over,
-        series_list,
+        shape,
     }
     .deserialize(&mut de)
     .and_then(|e| de.end().map(|()| e));
     if over.get() {
-        let advice = if series_list {
-            "narrow the series selector"
-        } else {
-            "aggregate it (e.g. sum by (pod) (...))"
+        let (what_returned, items, advice) = match shape {
+            Shape::Query => ("query", "series", "aggregate it (e.g. sum by (pod) (...))"),
+            Shape::Series => ("series lookup", "series", "narrow the series selector"),
+            Shape::Strings => ("label lookup", "values", "narrow the series selector"),
         };
         return Err(SourceError::Decode {
             what: what.to_owned(),
             message: format!(
-                "the {} returned more than {} series (prometheus.maxSeries): {advice} or raise the limit",
-                if series_list {
-                    "series lookup"
-                } else {
-                    "query"
-                },
+                "the {what_returned} returned more than {} {items} (prometheus.maxSeries): {advice} or raise the limit",
                 limits.max_series
             ),
         });
@@ -430,6 +487,39 @@ fn parse_envelope(
     Ok(envelope)
 }
 
+/// Reads an `/api/v1/labels` or `/api/v1/label/…/values` answer.
+fn parse_strings_response(
+    what: &str,
+    status: u16,
+    body: &[u8],
+    received: Length,
+    limits: &Limits<'_>,
+) -> Result<StringsResponse, SourceError> {
+    let envelope = parse_envelope(what, status, body, received, limits, Shape::Strings)?;
+    let excerpt = |b: &[u8]| limits.secrets.excerpt(b, MESSAGE_LIMIT, Length::Whole);
+    let warnings = envelope
+        .warnings
+        .iter()
+        .map(|w| excerpt(w.as_bytes()))
+        .collect();
+    let values = envelope.strings.ok_or_else(|| SourceError::Decode {
+        what: what.to_owned(),
+        message: "no `data` list".into(),
+    })?;
+    Ok(StringsResponse { values, warnings })
+}
+
+/// What an answer's `data` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// A query result (`resultType`, `result`).
+    Query,
+    /// Label sets (`/api/v1/series`).
+    Series,
+    /// Strings (`/api/v1/labels`, `/api/v1/label/…/values`).
+    Strings,
+}
+
 /// Reads an `/api/v1/series` answer.
 fn parse_series_response(
     what: &str,
@@ -438,7 +528,7 @@ fn parse_series_response(
     received: Length,
     limits: &Limits<'_>,
 ) -> Result<SeriesResponse, SourceError> {
-    let envelope = parse_envelope(what, status, body, received, limits, true)?;
+    let envelope = parse_envelope(what, status, body, received, limits, Shape::Series)?;
     let excerpt = |b: &[u8]| limits.secrets.excerpt(b, MESSAGE_LIMIT, Length::Whole);
     let warnings = envelope
         .warnings
@@ -461,7 +551,7 @@ fn parse_response(
     received: Length,
     limits: &Limits<'_>,
 ) -> Result<QueryResponse, SourceError> {
-    let envelope = parse_envelope(what, status, body, received, limits, false)?;
+    let envelope = parse_envelope(what, status, body, received, limits, Shape::Query)?;
     let excerpt = |b: &[u8], r| limits.secrets.excerpt(b, MESSAGE_LIMIT, r);
     let warnings = envelope
         .warnings
@@ -527,6 +617,8 @@ struct Envelope {
     data: Option<Data>,
     /// The `data` of a series lookup.
     series: Option<Vec<BTreeMap<String, String>>>,
+    /// The `data` of a label lookup.
+    strings: Option<Vec<String>>,
     /// At most [`MAX_WARNINGS`].
     warnings: Vec<String>,
 }
@@ -559,7 +651,7 @@ enum Element {
 struct EnvelopeSeed<'a> {
     max_series: usize,
     over: &'a Cell<bool>,
-    series_list: bool,
+    shape: Shape,
 }
 
 impl<'de> DeserializeSeed<'de> for EnvelopeSeed<'_> {
@@ -581,7 +673,14 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
                 "status" => e.status = map.next_value()?,
                 "errorType" => e.error_type = map.next_value()?,
                 "error" => e.error = map.next_value()?,
-                "data" if self.series_list => {
+                "data" if self.shape == Shape::Strings => {
+                    e.strings = Some(map.next_value_seed(Bounded {
+                        max: self.max_series,
+                        over: Some(self.over),
+                        _t: PhantomData::<String>,
+                    })?);
+                }
+                "data" if self.shape == Shape::Series => {
                     e.series = Some(map.next_value_seed(Bounded {
                         max: self.max_series,
                         over: Some(self.over),
@@ -859,6 +958,35 @@ mod tests {
         )
         .expect_err("error");
         assert_eq!(e.to_string(), "p: bad_data: 1:2: parse error");
+    }
+
+    #[test]
+    fn a_label_answer_is_decoded_and_bounded() {
+        let body = br#"{"status":"success","data":["namespace","pod","__name__"]}"#;
+        let parse = |max| {
+            parse_strings_response(
+                "p",
+                200,
+                body,
+                Length::Whole,
+                &Limits {
+                    max_series: max,
+                    secrets: &http::Secrets::default(),
+                },
+            )
+        };
+        assert_eq!(
+            parse(3).expect("decodes").values,
+            vec![
+                "namespace".to_owned(),
+                "pod".to_owned(),
+                "__name__".to_owned()
+            ]
+        );
+        assert_eq!(
+            parse(2).expect_err("too many").to_string(),
+            "p: unexpected answer: the label lookup returned more than 2 values (prometheus.maxSeries): narrow the series selector or raise the limit"
+        );
     }
 
     #[test]

@@ -103,6 +103,7 @@ fn discovered() -> Vec<SeriesInfo> {
     vec![
         SeriesInfo {
             series_query: CONTAINERS.into(),
+            unexamined: 0,
             series: vec![
                 series(
                     "container_cpu_usage_seconds_total",
@@ -120,6 +121,7 @@ fn discovered() -> Vec<SeriesInfo> {
         },
         SeriesInfo {
             series_query: NAMESPACED.into(),
+            unexamined: 0,
             series: vec![
                 series(
                     "vllm:num_requests_waiting",
@@ -385,6 +387,33 @@ async fn discovery_and_the_converted_queries_work_on_a_real_prometheus() {
             &["instance", "job", "model_name", "namespace", "pod"]
         )),
         "{vllm_series:?}"
+    );
+
+    // The lookups discovery is built on, and their bound.
+    let all = client.series(NAMESPACED, None, None).await.expect("series");
+    assert_eq!(all.series.len(), 5, "{:?}", all.series);
+    assert!(all.series.iter().all(|s| s.get("namespace").is_some()));
+    let values = client
+        .labels(Some("model_name"), NAMESPACED, None, None)
+        .await
+        .expect("label values");
+    assert_eq!(
+        values.values,
+        vec!["llama".to_owned(), "mistral".to_owned()]
+    );
+    let small = PrometheusClient::new(&PrometheusConfig {
+        max_series: 4,
+        ..PrometheusConfig::new(&prom.url)
+    })
+    .expect("client");
+    let e = small
+        .series(NAMESPACED, None, None)
+        .await
+        .expect_err("5 series over a limit of 4");
+    assert!(
+        e.to_string()
+            .ends_with("the series lookup returned more than 4 series (prometheus.maxSeries): narrow the series selector or raise the limit"),
+        "{e}"
     );
 
     let mut c = prom_adapter::convert(&adapter, Some(&found));
