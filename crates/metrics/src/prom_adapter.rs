@@ -7,7 +7,8 @@
 //!   the series of `seriesQuery` (`/api/v1/series`, the last 10 minutes by default),
 //!   keeps those whose name passes every filter and `name.matches`, and serves one
 //!   metric per name. A static conversion cannot list a family of series without
-//!   Prometheus, so [`convert`] takes the series found by [`discover`]; without them,
+//!   Prometheus, so [`convert`] takes what [`discover`] found (the same names and label
+//!   names, through Prometheus's label APIs so that a broad rule stays cheap); without it,
 //!   a rule converts when its `seriesQuery` names its metrics outright
 //!   (`vllm:num_requests_waiting{…}`, `{__name__="x"}`, `{__name__=~"a|b"}`), and
 //!   every other rule is reported ("needs --prometheus to discover names").
@@ -533,6 +534,37 @@ fn with_name(query: &str, name: &str) -> String {
     }
 }
 
+/// Why [`convert_file`] failed.
+#[cfg(feature = "sources")]
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertFileError {
+    #[error(transparent)]
+    Read(#[from] AdapterConfigError),
+    #[error(transparent)]
+    Discover(#[from] DiscoverError),
+}
+
+/// Reads an adapter config and converts it, discovering its rules' series on `client`
+/// when given (what `--adapter-config FILE` needs): [`AdapterConfig::load`],
+/// [`discover`] over [`DISCOVERY_LOOKBACK`], [`convert`]. The result's
+/// `prometheus.url` is the Helm chart's default: set the real one
+/// ([`Conversion::set_prometheus_url`]) or keep the caller's own Prometheus settings.
+///
+/// # Errors
+/// The file cannot be read, or a discovery lookup failed.
+#[cfg(feature = "sources")]
+pub async fn convert_file(
+    path: &Path,
+    client: Option<&crate::prometheus::PrometheusClient>,
+) -> Result<Conversion, ConvertFileError> {
+    let config = AdapterConfig::load(path)?;
+    let series = match client {
+        Some(c) => Some(discover(c, &config, DISCOVERY_LOOKBACK).await?),
+        None => None,
+    };
+    Ok(convert(&config, series.as_deref()))
+}
+
 /// How much a [`Note`] matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -791,6 +823,13 @@ impl Converter<'_> {
         };
         // Which series.
         let series_query = rule.series_query.as_deref().unwrap_or("");
+        if series_query.trim().is_empty() {
+            return self.skip(
+                &at("seriesQuery"),
+                "Required value: the series selector the adapter lists the rule's series with"
+                    .into(),
+            );
+        }
         let names: Vec<(String, Option<BTreeSet<String>>)> = if let Some(found) = discovered {
             let mut by_name: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
             for s in &found.series {
@@ -1799,10 +1838,8 @@ impl Conversion {
             out.push_str("metrics:\n");
         }
         for (m, o) in self.config.metrics.iter().zip(&self.origins) {
-            out.push_str(&format!(
-                "  # {} ({}:{}): series {}\n",
-                o.rule, self.file, o.at, o.series
-            ));
+            let origin = format!("{} ({}:{}): series {}", o.rule, self.file, o.at, o.series);
+            out.push_str(&format!("  # {}\n", origin.replace(['\n', '\r'], " ")));
             out.push_str(&format!("  - name: {}\n", yaml_str(&m.name, 6)));
             out.push_str(&format!(
                 "    type: {}\n",

@@ -496,6 +496,15 @@ async fn discovery_and_the_converted_queries_work_on_a_real_prometheus() {
             .is_none()
     );
 
+    // What `--adapter-config` runs: read, discover, convert.
+    let from_file = prom_adapter::convert_file(&fixture("vllm-pods-rules.yaml"), Some(&client))
+        .await
+        .expect("converts");
+    assert_eq!(
+        metrics(&from_file),
+        metrics(&prom_adapter::convert(&load("vllm-pods-rules.yaml"), None))
+    );
+
     // vLLM production-stack's namespace rule: the described namespace's series only.
     let ps = prom_adapter::convert(&load("vllm-production-stack-configmap.yaml"), None);
     let object = ps
