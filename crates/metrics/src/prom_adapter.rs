@@ -494,6 +494,7 @@ pub async fn discover(
 
 /// A rule's name filters (`seriesFilters`, then `name.matches`); `None` when one does
 /// not compile (then [`convert`] reports the rule, and discovery keeps every name).
+#[cfg(feature = "sources")]
 fn name_filters(rule: &Rule) -> Option<Vec<(Regex, bool)>> {
     let mut out = Vec::new();
     for f in rule.series_filters.iter().flatten() {
@@ -517,6 +518,7 @@ fn name_filters(rule: &Rule) -> Option<Vec<(Regex, bool)>> {
 /// `query` narrowed to the series called `name`: `{__name__="name",…}` with the
 /// query's own matchers. A query that names its metric (`x{…}`) or does not parse is
 /// kept as it is.
+#[cfg(feature = "sources")]
 fn with_name(query: &str, name: &str) -> String {
     let trimmed = query.trim();
     let Some(inner) = trimmed
@@ -2302,6 +2304,7 @@ externalRules:
         }
     }
 
+    #[cfg(feature = "sources")]
     #[test]
     fn a_broad_query_is_narrowed_to_one_name() {
         assert_eq!(
