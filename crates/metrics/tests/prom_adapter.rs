@@ -496,6 +496,37 @@ async fn discovery_and_the_converted_queries_work_on_a_real_prometheus() {
             .is_none()
     );
 
+    // The chart's resource rules: per pod and container, as podscale reads them.
+    let resources = prom_adapter::convert(&load("helm-resource-rules.yaml"), None);
+    let memory = resources
+        .config
+        .resources
+        .memory_query
+        .clone()
+        .expect("memory query");
+    let rendered = template::render(&memory, &ctx).expect("renders");
+    let QueryResult::Vector(v) = client.query(&rendered, None).await.expect("runs").result else {
+        panic!("not a vector")
+    };
+    let mut per_container: Vec<(String, String, f64)> = v
+        .iter()
+        .map(|s| {
+            (
+                s.labels.get("pod").cloned().unwrap_or_default(),
+                s.labels.get("container").cloned().unwrap_or_default(),
+                s.value,
+            )
+        })
+        .collect();
+    per_container.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        per_container,
+        vec![
+            ("vllm-0".to_owned(), "vllm".to_owned(), 34_359_738_368.0),
+            ("vllm-1".to_owned(), "vllm".to_owned(), 17_179_869_184.0)
+        ]
+    );
+
     // What `--adapter-config` runs: read, discover, convert.
     let from_file = prom_adapter::convert_file(&fixture("vllm-pods-rules.yaml"), Some(&client))
         .await
