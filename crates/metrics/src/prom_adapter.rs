@@ -627,6 +627,7 @@ pub fn convert(config: &AdapterConfig, series: Option<&[SeriesInfo]>) -> Convers
         notes: Vec::new(),
         metrics: Vec::new(),
         overflow: 0,
+        index: BTreeMap::new(),
     };
     let mut reported = BTreeSet::new();
     for (path, rule) in config.all_rules() {
@@ -685,6 +686,8 @@ struct Converter<'a> {
     notes: Vec<Note>,
     metrics: Vec<(MetricConfig, Origin)>,
     overflow: usize,
+    /// Where each (type, name) is in `metrics`.
+    index: BTreeMap<(MetricKind, String), usize>,
 }
 
 /// The labels a rule's `resources` name.
@@ -1113,11 +1116,7 @@ impl Converter<'_> {
         };
         // The adapter keeps the last rule's series for a name (`SetSeries` overwrites
         // its map entry), so a later duplicate replaces the earlier one.
-        if let Some(i) = self
-            .metrics
-            .iter()
-            .position(|(m, _)| m.kind == kind && m.name == metric.name)
-        {
+        if let Some(&i) = self.index.get(&(kind, metric.name.clone())) {
             let (old, old_origin) = &self.metrics[i];
             let message = format!(
                 "{} metric {:?} (series {:?}) replaces the one from {} at line {} (series {:?}): the adapter's later rule wins",
@@ -1136,6 +1135,8 @@ impl Converter<'_> {
             self.overflow += 1;
             return;
         }
+        self.index
+            .insert((kind, metric.name.clone()), self.metrics.len());
         self.metrics.push((metric, origin));
     }
 
@@ -2314,6 +2315,38 @@ externalRules:
         assert_eq!(with_name(" {} ", "a"), r#"{__name__="a"}"#);
         assert_eq!(with_name("up{job=\"x\"}", "up"), "up{job=\"x\"}");
         assert_eq!(with_name("{a=\"}\"} or x", "n"), "{a=\"}\"} or x");
+    }
+
+    #[test]
+    fn a_conversion_is_bounded_and_says_what_it_left_out() {
+        let cfg = parse(
+            r#"rules:
+- seriesQuery: '{__name__=~"m_.*",namespace!=""}'
+  resources: {template: "<<.Resource>>"}
+  metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)
+"#,
+        );
+        let found = vec![SeriesInfo {
+            series_query: r#"{__name__=~"m_.*",namespace!=""}"#.into(),
+            series: (0..=MAX_METRICS)
+                .map(|i| Series {
+                    name: format!("m_{i:05}"),
+                    labels: ["namespace".to_owned(), "pod".to_owned()].into(),
+                })
+                .collect(),
+            unexamined: 7,
+        }];
+        let c = convert(&cfg, Some(&found));
+        assert_eq!(c.config.metrics.len(), MAX_METRICS);
+        let m = messages(&c);
+        assert!(
+            m.contains(&"not translated: adapter.yaml:1:1: 1 more metrics were not written: a conversion writes at most 5000; narrow the rules' seriesQuery".to_owned()),
+            "{m:#?}"
+        );
+        assert!(
+            m.iter().any(|n| n.starts_with("not translated: adapter.yaml:2:16: rules[0].seriesQuery: 7 of its metric names were not examined")),
+            "{m:#?}"
+        );
     }
 
     #[test]
