@@ -16,12 +16,14 @@
 //!   and authorization (SubjectAccessReview), cached.
 //! - [`tls`]: the serving certificate (given or self-signed) and client certificates.
 //! - [`server`]: routing, bounds, the adapter's own `/metrics` and health checks.
+//! - [`run`]: `podscale adapter` itself: connect, read the front proxy's settings, serve.
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod auth;
 pub mod catalogue;
 pub mod read;
+pub mod run;
 pub mod server;
 pub mod tls;
 
@@ -34,4 +36,8 @@ pub enum Error {
     Auth(String),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("Kubernetes: {0}")]
+    Kube(String),
+    #[error("cannot serve on {0}")]
+    Listen(std::net::SocketAddr, #[source] std::io::Error),
 }
