@@ -36,6 +36,8 @@ use crate::{Error, tls};
 pub const CACHE_TTL: Duration = Duration::from_secs(10);
 /// The most cached decisions of each kind; past it, expired ones are dropped, then all.
 pub const CACHE_ENTRIES: usize = 4096;
+/// The group of every authenticated user.
+pub const SYSTEM_AUTHENTICATED: &str = "system:authenticated";
 /// The ConfigMap every aggregated API server reads (`kube-system`).
 pub const AUTH_CONFIGMAP: &str = "extension-apiserver-authentication";
 
@@ -362,6 +364,18 @@ impl Delegated {
     /// # Errors
     /// No usable credentials (401), or the API server could not be asked (500).
     pub async fn authenticate(&self, creds: &Credentials<'_>) -> Result<User, ApiError> {
+        let mut user = self.authenticate_inner(creds).await?;
+        // As the API server's `AuthenticatedGroupAdder`: every authenticated user is in
+        // `system:authenticated`, which is what `system:discovery` and
+        // `system:public-info-viewer` are bound to (the aggregator's own requests for
+        // `/apis` and `/openapi/v2` carry no groups).
+        if !user.groups.iter().any(|g| g == SYSTEM_AUTHENTICATED) {
+            user.groups.push(SYSTEM_AUTHENTICATED.to_owned());
+        }
+        Ok(user)
+    }
+
+    async fn authenticate_inner(&self, creds: &Credentials<'_>) -> Result<User, ApiError> {
         let empty = http::HeaderMap::new();
         let headers = creds.headers.unwrap_or(&empty);
         if let Some(chain) = creds.peer_certificates

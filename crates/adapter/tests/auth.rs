@@ -191,6 +191,18 @@ async fn the_front_proxy_is_trusted_only_with_its_certificate() {
             .contains("requestheader-allowed-names"),
         "{body}"
     );
+    // The aggregator's own discovery requests carry no group: the user is still in
+    // `system:authenticated`, which `system:discovery` is bound to.
+    let resp = proxy
+        .get(format!(
+            "{}/apis/custom.metrics.k8s.io/v1beta1",
+            adapter.url
+        ))
+        .header("X-Remote-User", "system:kube-aggregator")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 200);
     // The front proxy's users are never sent to TokenReview.
     assert_eq!(api.count("POST /apis/authentication.k8s.io"), 0);
 }

@@ -93,7 +93,14 @@ fn answer(method: &str, path: &str, query: &str, body: &str) -> (u16, Value) {
         ("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews") => {
             let review: Value = serde_json::from_str(body).unwrap_or_default();
             let user = review["spec"]["user"].as_str().unwrap_or_default();
-            let allowed = user == READER || user == "system:kube-controller-manager";
+            // `system:discovery`: discovery paths for `system:authenticated`.
+            let discovery = review["spec"]["nonResourceAttributes"]["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/apis"))
+                && review["spec"]["groups"]
+                    .as_array()
+                    .is_some_and(|g| g.contains(&json!("system:authenticated")));
+            let allowed = user == READER || user == "system:kube-controller-manager" || discovery;
             (
                 201,
                 json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
