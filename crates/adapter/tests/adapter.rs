@@ -354,3 +354,101 @@ async fn a_source_that_is_down_is_an_internal_error_never_a_value() {
         assert!(message.contains("cannot connect"), "{message}");
     }
 }
+
+/// `podscale metrics` reading Prometheus directly, and reading the same metrics through
+/// the adapter (the Kubernetes metrics APIs, as the HPA does: the target's scale and
+/// pods, then `custom.metrics.k8s.io` and `external.metrics.k8s.io`), come to the same
+/// values and the same decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podscale_metrics_decides_the_same_through_the_adapter_as_from_prometheus() {
+    use podscale_metrics::collect::{self, PodInfo, Request, Sources};
+    use podscale_metrics::kubernetes::KubeMetrics;
+
+    let (_exporter, prom) = prometheus().await;
+    let api = FakeApi::start().await;
+    let served = config(&metrics_yaml(&prom.url));
+    let adapter = start_adapter(served.clone(), &api, None).await;
+    *api.metrics_backend.lock().expect("lock") = Some(adapter.url.clone());
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/manifests/inference-hpa-custom.yaml"
+    );
+    let source = std::fs::read_to_string(file).expect("the seed's custom-metrics HPA");
+    let docs = podscale_manifest::parse_documents(&source, file).expect("parses");
+    let hpa: podscale_core::api::HorizontalPodAutoscaler =
+        podscale_manifest::deserialize(&docs[0], file).expect("an HPA");
+    let now = jiff::Timestamp::now();
+
+    // Directly from Prometheus, with the target's pods given.
+    let pods: Vec<PodInfo> = (0..3)
+        .map(|i| PodInfo {
+            name: format!("inference-server-{i}"),
+            address: None,
+        })
+        .collect();
+    let direct = collect::read(
+        &served,
+        &Sources::from_config(&served).expect("sources"),
+        &Request {
+            hpa: &hpa,
+            pods: Some(&pods),
+            now,
+        },
+    )
+    .await;
+    // Through the metrics APIs: no metric is configured, every one falls back.
+    let via = config("kubernetes:\n  fallback: true\n");
+    let mut sources = Sources::from_config(&via).expect("sources");
+    sources.kube = Some(KubeMetrics::new(
+        api.client(),
+        std::time::Duration::from_secs(10),
+    ));
+    let through = collect::read(
+        &via,
+        &sources,
+        &Request {
+            hpa: &hpa,
+            pods: None,
+            now,
+        },
+    )
+    .await;
+
+    assert!(!direct.has_errors(), "{:#?}", direct.metrics);
+    assert!(!through.has_errors(), "{:#?}", through.metrics);
+    assert!(through.notes.is_empty(), "{:?}", through.notes);
+    assert_eq!(through.metrics[0].source, "custom.metrics.k8s.io");
+    assert_eq!(through.metrics[1].source, "external.metrics.k8s.io");
+    let values = |r: &collect::Reading| -> Vec<Vec<(Option<String>, i64)>> {
+        r.metrics
+            .iter()
+            .map(|m| {
+                m.samples
+                    .iter()
+                    .map(|s| (s.pod.clone(), s.quantity.milli_value()))
+                    .collect()
+            })
+            .collect()
+    };
+    assert_eq!(values(&through), values(&direct));
+    assert_eq!(
+        values(&direct)[0],
+        vec![
+            (Some("inference-server-0".into()), 120_000),
+            (Some("inference-server-1".into()), 80_500),
+            (Some("inference-server-2".into()), 100_000)
+        ]
+    );
+    let decide = |r: &collect::Reading| {
+        let out = r
+            .scenario(&hpa, Some(3))
+            .evaluate()
+            .expect("evaluates")
+            .output;
+        (out.recommendation, out.desired_replicas)
+    };
+    // 300.5 / 3 pods against 50 each → 7 recommended (the GPU's 80.5 against 70 → 2),
+    // 6 after the scale-up limit.
+    assert_eq!(decide(&direct), (Some(7), Some(6)));
+    assert_eq!(decide(&through), decide(&direct));
+}

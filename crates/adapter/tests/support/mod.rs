@@ -32,6 +32,9 @@ pub const STRANGER: &str = "system:serviceaccount:default:stranger";
 pub struct FakeApi {
     pub url: String,
     pub requests: Arc<Mutex<Vec<(String, String)>>>,
+    /// Where the metrics APIs are served (an adapter's URL): the fake API server then
+    /// forwards them there, as the aggregator does.
+    pub metrics_backend: Arc<Mutex<Option<String>>>,
 }
 
 fn pod(name: &str, app: &str, ip: &str) -> Value {
@@ -68,6 +71,12 @@ fn answer(method: &str, path: &str, query: &str, body: &str) -> (u16, Value) {
                 json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}),
             )
         }
+        ("GET", "/apis/apps/v1/namespaces/ai-inference/deployments/inference-server/scale") => (
+            200,
+            json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
+                   "metadata": {"name": "inference-server", "namespace": "ai-inference"},
+                   "spec": {"replicas": 3}, "status": {"replicas": 3, "selector": "app=inference-server"}}),
+        ),
         ("GET", p) if p.starts_with("/api/v1/namespaces/") && p.contains("/pods") => (
             200,
             json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": []}),
@@ -114,6 +123,30 @@ fn answer(method: &str, path: &str, query: &str, body: &str) -> (u16, Value) {
     }
 }
 
+/// A metrics API request passed on to the adapter (which trusts the caller here: the
+/// adapter of these tests runs without auth).
+async fn forward(backend: &str, path: &str, query: &str) -> (u16, Value) {
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .expect("client");
+    let url = if query.is_empty() {
+        format!("{backend}{path}")
+    } else {
+        format!("{backend}{path}?{query}")
+    };
+    match client.get(&url).send().await {
+        Ok(r) => {
+            let code = r.status().as_u16();
+            (code, r.json().await.unwrap_or_default())
+        }
+        Err(e) => (
+            503,
+            json!({"kind": "Status", "message": e.to_string(), "code": 503}),
+        ),
+    }
+}
+
 impl FakeApi {
     pub async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
@@ -122,16 +155,20 @@ impl FakeApi {
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let rec = Arc::clone(&requests);
+        let metrics_backend: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let backend = Arc::clone(&metrics_backend);
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
                 let rec = Arc::clone(&rec);
+                let backend = Arc::clone(&backend);
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(
                         move |req: http::Request<hyper::body::Incoming>| {
                             let rec = Arc::clone(&rec);
+                            let backend = backend.lock().expect("lock").clone();
                             async move {
                                 let method = req.method().to_string();
                                 let path = req.uri().path().to_owned();
@@ -146,7 +183,12 @@ impl FakeApi {
                                 rec.lock()
                                     .expect("lock")
                                     .push((format!("{method} {path}?{query}"), body.clone()));
-                                let (code, v) = answer(&method, &path, &query, &body);
+                                let metrics_api = path.starts_with("/apis/custom.metrics.k8s.io")
+                                    || path.starts_with("/apis/external.metrics.k8s.io");
+                                let (code, v) = match backend {
+                                    Some(url) if metrics_api => forward(&url, &path, &query).await,
+                                    _ => answer(&method, &path, &query, &body),
+                                };
                                 Ok::<_, Infallible>(
                                     http::Response::builder()
                                         .status(code)
@@ -163,7 +205,11 @@ impl FakeApi {
                 });
             }
         });
-        Self { url, requests }
+        Self {
+            url,
+            requests,
+            metrics_backend,
+        }
     }
 
     pub fn client(&self) -> kube::Client {
