@@ -398,7 +398,8 @@ async fn custom(
         ["namespaces", ns, "metrics", metric] => {
             let ms = selector_param(query, "metricLabelSelector")?;
             let res = catalogue::object_resource("namespaces").expect("in the table");
-            list(&reader.object("", res, ns, metric, ms).await?)
+            // The namespace is the object, and also fills in `{{namespace}}`.
+            list(&reader.object(ns, res, ns, metric, ms).await?)
         }
         ["namespaces", ns, "pods", name, metric] => {
             let ms = selector_param(query, "metricLabelSelector")?;

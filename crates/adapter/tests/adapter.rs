@@ -52,6 +52,9 @@ metrics:
   - name: load
     type: object
     query: sum(namespace_load{{namespace="{{{{objectName}}}}"}})
+  - name: load_by_namespace
+    type: object
+    query: sum(namespace_load{{namespace="{{{{namespace}}}}"}})
 "#
     )
 }
@@ -229,6 +232,23 @@ async fn every_endpoint_answers_with_the_values_prometheus_holds() {
     assert_eq!(load["items"][0]["value"], "3");
     assert_eq!(load["items"][0]["describedObject"]["kind"], "Namespace");
     assert_eq!(load["items"][0]["describedObject"]["name"], "ai-inference");
+    assert!(
+        load["items"][0]["describedObject"]
+            .get("namespace")
+            .is_none()
+    );
+    let (code, load) = get(
+        &c,
+        &adapter,
+        "/apis/custom.metrics.k8s.io/v1beta1/namespaces/ai-inference/metrics/load_by_namespace",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (code, &load["items"][0]["value"]),
+        (200, &json!("3")),
+        "{load}"
+    );
 
     // Errors: an unknown metric is 404 with the API's Status body.
     let (code, status) = get(

@@ -140,6 +140,17 @@ fn cleanup() {
     let _ = kubectl(
         &[
             "delete",
+            "service",
+            "podscale-adapter",
+            "-n",
+            "podscale-system",
+            "--ignore-not-found",
+        ],
+        None,
+    );
+    let _ = kubectl(
+        &[
+            "delete",
             "clusterrolebinding",
             "podscale-adapter-e2e-metrics-reader",
             "--ignore-not-found",
