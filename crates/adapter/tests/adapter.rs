@@ -472,3 +472,33 @@ async fn podscale_metrics_decides_the_same_through_the_adapter_as_from_prometheu
     assert_eq!(decide(&direct), (Some(7), Some(6)));
     assert_eq!(decide(&through), decide(&direct));
 }
+
+/// A source that hangs is answered `504 Timeout` at the request deadline (not held
+/// forever), and requests past `max_in_flight` are refused at once with `429`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_source_times_out_and_excess_requests_are_refused() {
+    let silent = prom::Silent::start();
+    let api = FakeApi::start().await;
+    let yaml = format!(
+        "prometheus:\n  url: http://127.0.0.1:{}\n  timeout: 60s\n  retries: 0\n\
+         metrics:\n  - {{name: gpu, type: external, query: 'avg(x)'}}\n",
+        silent.port
+    );
+    let limits = podscale_adapter::server::Limits {
+        max_in_flight: 1,
+        request_timeout: std::time::Duration::from_secs(5),
+        ..Default::default()
+    };
+    let adapter = support::start_adapter_with(config(&yaml), &api, None, limits).await;
+    let c = client(&adapter, None);
+    let path = "/apis/external.metrics.k8s.io/v1beta1/namespaces/ai-inference/gpu";
+    // Sent together: whichever holds the only slot waits for the hung source.
+    let (a, b) = tokio::join!(get(&c, &adapter, path, None), get(&c, &adapter, path, None));
+    let mut codes = vec![(a.0, a.1["reason"].clone()), (b.0, b.1["reason"].clone())];
+    codes.sort_by_key(|c| c.0);
+    assert_eq!(
+        codes,
+        vec![(429, json!("TooManyRequests")), (504, json!("Timeout"))],
+        "{a:?} {b:?}"
+    );
+}

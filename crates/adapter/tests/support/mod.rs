@@ -249,6 +249,16 @@ pub fn config(yaml: &str) -> Config {
 /// Starts the adapter for `config` against `api`; `auth`: delegate authentication
 /// and authorization to it with these settings (the ConfigMap's).
 pub async fn start_adapter(config: Config, api: &FakeApi, auth: Option<AuthConfig>) -> Adapter {
+    start_adapter_with(config, api, auth, Limits::default()).await
+}
+
+/// [`start_adapter`] with other bounds.
+pub async fn start_adapter_with(
+    config: Config,
+    api: &FakeApi,
+    auth: Option<AuthConfig>,
+    limits: Limits,
+) -> Adapter {
     podscale_metrics::http::install_crypto_provider();
     let kube = KubeMetrics::new(api.client(), Duration::from_secs(10));
     let reader = Reader::new(Arc::new(config), Some(kube)).expect("reader");
@@ -258,7 +268,7 @@ pub async fn start_adapter(config: Config, api: &FakeApi, auth: Option<AuthConfi
         .unwrap_or_default();
     let auth =
         auth.map(|a| Delegated::new(api.client(), Duration::from_secs(10), a).expect("auth"));
-    let state = Arc::new(State::new(reader, auth, Limits::default()));
+    let state = Arc::new(State::new(reader, auth, limits));
     let identity =
         Identity::self_signed(&["localhost".into(), "127.0.0.1".into()]).expect("identity");
     let pem = identity.pem.clone();
