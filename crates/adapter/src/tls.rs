@@ -250,6 +250,41 @@ mod tests {
     }
 
     #[test]
+    fn certificate_files_are_read_and_bad_ones_named() {
+        let dir = std::env::temp_dir().join(format!("podscale-adapter-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let ck =
+            rcgen::generate_simple_self_signed(vec!["adapter.example".to_owned()]).expect("cert");
+        let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+        std::fs::write(&cert, ck.cert.pem()).expect("write");
+        std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write");
+        let id = Identity::from_files(&cert, &key).expect("identity");
+        assert_eq!(id.chain.len(), 1);
+        server_config(id, &[]).expect("server config");
+        // A key that is not PEM: named, never quoted.
+        std::fs::write(&key, "secret-material").expect("write");
+        let e = Identity::from_files(&cert, &key)
+            .expect_err("no key")
+            .to_string();
+        assert!(e.contains("tls.key: no PEM private key"), "{e}");
+        assert!(!e.contains("secret-material"), "{e}");
+        // A certificate file that holds no certificate.
+        std::fs::write(&cert, "hello").expect("write");
+        let e = Identity::from_files(&cert, &key)
+            .expect_err("no cert")
+            .to_string();
+        assert!(e.contains("tls.crt"), "{e}");
+        let e = Identity::from_files(&dir.join("missing.crt"), &key)
+            .expect_err("missing")
+            .to_string();
+        assert!(
+            e.contains("cannot read") && e.contains("missing.crt"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_self_signed_identity_builds_a_server_config() {
         let id = Identity::self_signed(&["localhost".into(), "127.0.0.1".into()]).expect("id");
         assert!(id.pem.starts_with("-----BEGIN CERTIFICATE-----"));
