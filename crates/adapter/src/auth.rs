@@ -19,7 +19,7 @@
 //! authorization cache TTLs), keyed by a digest of the token (never the token), in a
 //! bounded map. A request with no credentials is refused (401).
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, UnixTime};
@@ -31,6 +31,10 @@ use serde_json::json;
 use crate::api::ApiError;
 use crate::{Error, tls};
 
+/// How often the `extension-apiserver-authentication` ConfigMap is re-read, so a
+/// rotated front-proxy or client CA is followed without a restart (upstream's CA
+/// controllers resync every minute).
+pub const AUTH_REFRESH: Duration = Duration::from_secs(60);
 /// How long a TokenReview or SubjectAccessReview answer is reused (upstream's
 /// `--authentication-token-webhook-cache-ttl` and authorization cache TTLs, 10 s).
 pub const CACHE_TTL: Duration = Duration::from_secs(10);
@@ -288,13 +292,33 @@ fn digest(parts: &[&[u8]]) -> Vec<u8> {
     ctx.finish().as_ref().to_vec()
 }
 
+/// What authentication trusts now (replaced whole when the ConfigMap is re-read).
+struct Trust {
+    config: AuthConfig,
+    request_header_verifier: Option<Arc<dyn ClientCertVerifier>>,
+    client_ca_verifier: Option<Arc<dyn ClientCertVerifier>>,
+}
+
+impl Trust {
+    fn new(config: AuthConfig) -> Result<Self, Error> {
+        Ok(Self {
+            request_header_verifier: verifier(
+                config
+                    .request_header
+                    .as_ref()
+                    .map_or(&[][..], |r| &r.client_ca[..]),
+            )?,
+            client_ca_verifier: verifier(&config.client_ca)?,
+            config,
+        })
+    }
+}
+
 /// Authenticates and authorizes requests through the API server.
 pub struct Delegated {
     client: kube::Client,
     timeout: Duration,
-    config: AuthConfig,
-    request_header_verifier: Option<Arc<dyn ClientCertVerifier>>,
-    client_ca_verifier: Option<Arc<dyn ClientCertVerifier>>,
+    trust: RwLock<Arc<Trust>>,
     tokens: Cache<Result<User, String>>,
     decisions: Cache<Result<(), String>>,
 }
@@ -303,7 +327,6 @@ impl std::fmt::Debug for Delegated {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Delegated")
             .field("timeout", &self.timeout)
-            .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
@@ -340,23 +363,36 @@ impl Delegated {
     /// A CA of `config` is unusable.
     pub fn new(client: kube::Client, timeout: Duration, config: AuthConfig) -> Result<Self, Error> {
         Ok(Self {
-            request_header_verifier: verifier(
-                config
-                    .request_header
-                    .as_ref()
-                    .map_or(&[][..], |r| &r.client_ca[..]),
-            )?,
-            client_ca_verifier: verifier(&config.client_ca)?,
+            trust: RwLock::new(Arc::new(Trust::new(config)?)),
             client,
             timeout,
-            config,
             tokens: Cache::new(),
             decisions: Cache::new(),
         })
     }
 
-    pub fn config(&self) -> &AuthConfig {
-        &self.config
+    fn trust(&self) -> Arc<Trust> {
+        Arc::clone(&self.trust.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// What authentication trusts now.
+    pub fn config(&self) -> AuthConfig {
+        self.trust().config.clone()
+    }
+
+    /// Trusts `config` from now on (the ConfigMap was re-read).
+    ///
+    /// # Errors
+    /// A CA is unusable: the old settings stay.
+    pub fn reload(&self, config: AuthConfig) -> Result<(), Error> {
+        let trust = Arc::new(Trust::new(config)?);
+        *self.trust.write().unwrap_or_else(PoisonError::into_inner) = trust;
+        Ok(())
+    }
+
+    /// The client used for the reviews.
+    pub fn client(&self) -> &kube::Client {
+        &self.client
     }
 
     /// Who is asking, or 401.
@@ -378,11 +414,12 @@ impl Delegated {
     async fn authenticate_inner(&self, creds: &Credentials<'_>) -> Result<User, ApiError> {
         let empty = http::HeaderMap::new();
         let headers = creds.headers.unwrap_or(&empty);
+        let trust = self.trust();
         if let Some(chain) = creds.peer_certificates
             && let Some((end_entity, intermediates)) = chain.split_first()
         {
             if let (Some(v), Some(rh)) =
-                (&self.request_header_verifier, &self.config.request_header)
+                (&trust.request_header_verifier, &trust.config.request_header)
                 && v.verify_client_cert(end_entity, intermediates, UnixTime::now())
                     .is_ok()
             {
@@ -397,7 +434,7 @@ impl Delegated {
                     return Ok(user);
                 }
             }
-            if let Some(v) = &self.client_ca_verifier
+            if let Some(v) = &trust.client_ca_verifier
                 && v.verify_client_cert(end_entity, intermediates, UnixTime::now())
                     .is_ok()
             {

@@ -10,7 +10,7 @@ use podscale_metrics::config::Config;
 use podscale_metrics::kubernetes::{KubeMetrics, Limits as KubeLimits};
 
 use crate::Error;
-use crate::auth::{AuthConfig, Delegated};
+use crate::auth::{AUTH_REFRESH, AuthConfig, Delegated};
 use crate::read::Reader;
 use crate::server::{self, Limits, State};
 use crate::tls::{self, Identity};
@@ -91,7 +91,7 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
             "No requestheader-client-ca-file: requests forwarded by the API server's aggregator cannot be authenticated."
         );
     }
-    let client_cas = auth_config.all_client_cas();
+    let client_cas = tls::ClientCas::new(&auth_config.all_client_cas())?;
     let auth = Delegated::new(client.clone(), timeout, auth_config)?;
     let kube = KubeMetrics::new(client, timeout).with_limits(kube_limits);
     let reader = Reader::new(Arc::new(opts.config), Some(kube))?;
@@ -99,7 +99,7 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         TlsSource::Files { cert, key } => Identity::from_files(cert, key)?,
         TlsSource::SelfSigned { names } => Identity::self_signed(names)?,
     };
-    let tls = Arc::new(tls::server_config(identity, &client_cas)?);
+    let tls = Arc::new(tls::server_config(identity, Arc::clone(&client_cas))?);
     let listener = tokio::net::TcpListener::bind(opts.bind)
         .await
         .map_err(|e| Error::Listen(opts.bind, e))?;
@@ -112,7 +112,28 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         "Serving custom.metrics.k8s.io and external.metrics.k8s.io."
     );
     let state = Arc::new(State::new(reader, Some(auth), opts.limits));
-    server::serve(listener, tls, state, shutdown)
-        .await
-        .map_err(|e| Error::Listen(opts.bind, e))
+    let refresh = tokio::spawn(refresh_trust(Arc::clone(&state), client_cas, timeout));
+    let served = server::serve(listener, tls, state, shutdown).await;
+    refresh.abort();
+    served.map_err(|e| Error::Listen(opts.bind, e))
+}
+
+/// Re-reads the authentication ConfigMap every [`AUTH_REFRESH`]; a failed read keeps
+/// what was trusted.
+async fn refresh_trust(state: Arc<State>, client_cas: Arc<tls::ClientCas>, timeout: Duration) {
+    let Some(auth) = &state.auth else { return };
+    loop {
+        tokio::time::sleep(AUTH_REFRESH).await;
+        match AuthConfig::from_cluster(auth.client(), timeout).await {
+            Ok(config) => {
+                let cas = config.all_client_cas();
+                if let Err(e) = auth.reload(config).and_then(|()| client_cas.set(&cas)) {
+                    tracing::warn!(error = %e, "Keeping the previous authentication settings.");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot re-read the authentication settings; keeping the previous ones.");
+            }
+        }
+    }
 }

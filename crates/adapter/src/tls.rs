@@ -5,11 +5,15 @@
 //! token users do not. Which CA signed a presented certificate is decided later, in
 //! [`crate::auth`], since the front proxy's CA and the client CA mean different things.
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 use crate::Error;
 
@@ -100,35 +104,145 @@ impl Identity {
     }
 }
 
+/// Client certificate verification whose CAs can change: the front proxy's and the
+/// client CA are re-read from the cluster, as upstream's dynamic CA content
+/// (`DynamicFileCAContent`, the ConfigMap controller) follows a rotation without a
+/// restart. A certificate is requested only while some CA is known.
+pub struct ClientCas {
+    inner: RwLock<Option<Arc<dyn ClientCertVerifier>>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl std::fmt::Debug for ClientCas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCas").finish_non_exhaustive()
+    }
+}
+
+impl ClientCas {
+    /// # Errors
+    /// A CA is unusable.
+    pub fn new(cas: &[CertificateDer<'static>]) -> Result<Arc<Self>, Error> {
+        let this = Arc::new(Self {
+            inner: RwLock::new(None),
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+        });
+        this.set(cas)?;
+        Ok(this)
+    }
+
+    /// Replaces the CAs.
+    ///
+    /// # Errors
+    /// A CA is unusable (the old ones stay).
+    pub fn set(&self, cas: &[CertificateDer<'static>]) -> Result<(), Error> {
+        let verifier = if cas.is_empty() {
+            None
+        } else {
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in cas {
+                roots
+                    .add(ca.clone())
+                    .map_err(|e| Error::Tls(format!("unusable client CA: {e}")))?;
+            }
+            Some(
+                WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    Arc::clone(&self.provider),
+                )
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| Error::Tls(format!("unusable client CA: {e}")))?,
+            )
+        };
+        *self.inner.write().unwrap_or_else(PoisonError::into_inner) = verifier;
+        Ok(())
+    }
+
+    fn current(&self) -> Option<Arc<dyn ClientCertVerifier>> {
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl ClientCertVerifier for ClientCas {
+    fn offer_client_auth(&self) -> bool {
+        self.current().is_some()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    /// No hints: they would borrow from the swappable CAs. Go's TLS client (the
+    /// aggregator's) sends its certificate when the request names no CA.
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        match self.current() {
+            Some(v) => v.verify_client_cert(end_entity, intermediates, now),
+            None => Err(rustls::Error::General("no client CA is configured".into())),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
 /// The TLS server configuration: `identity`, HTTP/1.1, and client certificates
 /// verified against `client_cas` when presented (none required).
 ///
 /// # Errors
-/// The key does not match the certificate, or a CA is unusable.
+/// The key does not match the certificate.
 pub fn server_config(
     identity: Identity,
-    client_cas: &[CertificateDer<'static>],
+    client_cas: Arc<ClientCas>,
 ) -> Result<rustls::ServerConfig, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| Error::Tls(e.to_string()))?;
-    let builder = if client_cas.is_empty() {
-        builder.with_no_client_auth()
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in client_cas {
-            roots
-                .add(ca.clone())
-                .map_err(|e| Error::Tls(format!("unusable client CA: {e}")))?;
-        }
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| Error::Tls(format!("unusable client CA: {e}")))?;
-        builder.with_client_cert_verifier(verifier)
-    };
-    let mut config = builder
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_client_cert_verifier(client_cas)
         .with_single_cert(identity.chain, identity.key)
         .map_err(|e| Error::Tls(format!("the key does not match the certificate: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -260,7 +374,7 @@ mod tests {
         std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write");
         let id = Identity::from_files(&cert, &key).expect("identity");
         assert_eq!(id.chain.len(), 1);
-        server_config(id, &[]).expect("server config");
+        server_config(id, ClientCas::new(&[]).expect("no CA")).expect("server config");
         // A key that is not PEM: named, never quoted.
         std::fs::write(&key, "secret-material").expect("write");
         let e = Identity::from_files(&cert, &key)
@@ -288,6 +402,6 @@ mod tests {
     fn a_self_signed_identity_builds_a_server_config() {
         let id = Identity::self_signed(&["localhost".into(), "127.0.0.1".into()]).expect("id");
         assert!(id.pem.starts_with("-----BEGIN CERTIFICATE-----"));
-        server_config(id, &[]).expect("server config");
+        server_config(id, ClientCas::new(&[]).expect("no CA")).expect("server config");
     }
 }

@@ -206,3 +206,59 @@ async fn the_front_proxy_is_trusted_only_with_its_certificate() {
     // The front proxy's users are never sent to TokenReview.
     assert_eq!(api.count("POST /apis/authentication.k8s.io"), 0);
 }
+
+/// A rotated front-proxy CA (the ConfigMap re-read) is trusted from the reload on, and
+/// the old one no longer is; the TLS layer asks for certificates only while a CA is known.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_front_proxy_ca_is_followed_after_a_reload() {
+    use podscale_adapter::auth::{Credentials, Delegated};
+    use podscale_adapter::tls::{ClientCas, certificates_from_pem};
+    use rustls::server::danger::ClientCertVerifier as _;
+
+    let api = FakeApi::start().await;
+    let (old, new) = (front_proxy(), front_proxy());
+    let auth = Delegated::new(
+        api.client(),
+        std::time::Duration::from_secs(10),
+        auth_config(&old),
+    )
+    .expect("auth");
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "x-remote-user",
+        "system:kube-controller-manager".parse().expect("value"),
+    );
+    let user = |fp: &FrontProxy| certificates_from_pem(fp.client.as_bytes()).expect("cert");
+    let (old_chain, new_chain) = (user(&old), user(&new));
+    let creds = |chain| Credentials {
+        peer_certificates: Some(chain),
+        headers: Some(&headers),
+    };
+    assert!(auth.authenticate(&creds(&old_chain)).await.is_ok());
+    assert_eq!(
+        auth.authenticate(&creds(&new_chain))
+            .await
+            .map_err(|e| e.code),
+        Err(401)
+    );
+    auth.reload(auth_config(&new)).expect("reload");
+    let u = auth
+        .authenticate(&creds(&new_chain))
+        .await
+        .expect("the new CA is trusted");
+    assert_eq!(u.name, "system:kube-controller-manager");
+    assert!(u.groups.contains(&"system:authenticated".to_owned()));
+    assert_eq!(
+        auth.authenticate(&creds(&old_chain))
+            .await
+            .map_err(|e| e.code),
+        Err(401)
+    );
+
+    let cas = ClientCas::new(&[]).expect("no CA");
+    assert!(!cas.offer_client_auth());
+    cas.set(&certificates_from_pem(new.ca_pem.as_bytes()).expect("ca"))
+        .expect("set");
+    assert!(cas.offer_client_auth());
+    assert!(!cas.client_auth_mandatory());
+}

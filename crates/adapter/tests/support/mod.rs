@@ -272,7 +272,9 @@ pub async fn start_adapter_with(
     let identity =
         Identity::self_signed(&["localhost".into(), "127.0.0.1".into()]).expect("identity");
     let pem = identity.pem.clone();
-    let tls = Arc::new(tls::server_config(identity, &client_cas).expect("tls"));
+    let tls = Arc::new(
+        tls::server_config(identity, tls::ClientCas::new(&client_cas).expect("CAs")).expect("tls"),
+    );
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");
