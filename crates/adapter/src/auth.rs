@@ -17,7 +17,8 @@
 //! of resource `pods`, name `*`, subresource `m`; discovery paths are non-resource
 //! requests). Decisions are cached for [`CACHE_TTL`] (upstream's default token and
 //! authorization cache TTLs), keyed by a digest of the token (never the token), in a
-//! bounded map. A request with no credentials is refused (401).
+//! bounded map. A request with no credentials is refused (401). The ConfigMap is
+//! re-read every [`AUTH_REFRESH`], so a rotated CA is followed without a restart.
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
