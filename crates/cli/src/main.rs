@@ -3,6 +3,7 @@
 //! 2: usage errors, as clap reports them).
 #![forbid(unsafe_code)]
 
+mod adapter_cmd;
 mod convert_cmd;
 mod crd_cmd;
 mod demo_cmd;
@@ -124,6 +125,21 @@ enum Command {
     ///   podscale metrics hpa.yaml --scenario now.yaml && podscale explain now.yaml
     #[command(verbatim_doc_comment)]
     Metrics(metrics_cmd::Args),
+    /// Serve the custom and external metrics APIs from podscale.yaml (an aggregated API
+    /// server in place of prometheus-adapter).
+    ///
+    /// Every metric podscale.yaml lists is served: Pods metrics at
+    /// custom.metrics.k8s.io (v1beta1, v1beta2) `/namespaces/NS/pods/*/NAME`, Object
+    /// metrics at `/namespaces/NS/RESOURCE/NAME/METRIC`, External metrics at
+    /// external.metrics.k8s.io/v1beta1 `/namespaces/NS/NAME`, with the values
+    /// `podscale metrics` reads. HTTPS (self-signed without --tls-cert-file), with the
+    /// API server's delegated authentication and authorization. Manifests: deploy/adapter/.
+    ///
+    /// Examples:
+    ///   podscale adapter --config podscale.yaml
+    ///   podscale adapter --config podscale.yaml --tls-cert-file tls.crt --tls-private-key-file tls.key
+    #[command(verbatim_doc_comment)]
+    Adapter(adapter_cmd::Args),
     /// Print the Autoscaler CustomResourceDefinition (podscale.dev/v1alpha1).
     ///
     /// Example:
@@ -388,6 +404,7 @@ fn main() -> ExitCode {
         Command::Validate { files } => validate::run(&files),
         Command::Simulate(args) => simulate::run(&args),
         Command::Metrics(args) => metrics_cmd::run(&args),
+        Command::Adapter(args) => adapter_cmd::run(&args),
         Command::Crd => crd_cmd::run(),
         Command::Convert { file } => convert_cmd::run(&file),
         Command::Run(args) => run(args),
