@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod adapter_cmd;
+mod adapter_convert_cmd;
 mod convert_cmd;
 mod crd_cmd;
 mod demo_cmd;
@@ -138,7 +139,9 @@ enum Command {
     /// Examples:
     ///   podscale adapter --config podscale.yaml
     ///   podscale adapter --config podscale.yaml --tls-cert-file tls.crt --tls-private-key-file tls.key
-    #[command(verbatim_doc_comment)]
+    ///   podscale adapter --adapter-config prometheus-adapter.yaml --prometheus-url http://prometheus:9090
+    ///   podscale adapter convert prometheus-adapter.yaml --prometheus http://localhost:9090
+    #[command(verbatim_doc_comment, args_conflicts_with_subcommands = true)]
     Adapter(adapter_cmd::Args),
     /// Print the Autoscaler CustomResourceDefinition (podscale.dev/v1alpha1).
     ///

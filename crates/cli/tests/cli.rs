@@ -327,3 +327,44 @@ fn aliases_of_a_large_string_are_refused_quickly() {
         );
     }
 }
+
+/// `podscale adapter convert` prints a podscale.yaml that `podscale adapter` itself
+/// reads back; `--adapter-config` without a Prometheus says what to give.
+#[test]
+fn adapter_convert_prints_a_config_and_adapter_config_needs_a_prometheus() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../metrics/tests/fixtures/prometheus-adapter/vllm-pods-rules.yaml"
+    );
+    let out = podscale(&["adapter", "convert", fixture]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
+    assert!(
+        yaml.contains(
+            "query: 'sum(vllm:num_requests_waiting{namespace=\"{{namespace}}\",pod=~\"{{pods}}\",{{selector}}}) by (pod)'"
+        ),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("name: 'vllm_requests_waiting_by_model'"),
+        "{yaml}"
+    );
+    assert!(text(&out.stderr).contains("2 metrics converted"));
+
+    let json = podscale(&["adapter", "convert", fixture, "-o", "json"]);
+    assert!(json.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(v["metrics"].as_array().map(Vec::len), Some(2));
+
+    let serve = podscale(&["adapter", "--adapter-config", fixture, "--secure-port", "0"]);
+    assert!(!serve.status.success());
+    assert!(
+        text(&serve.stderr).contains("give --prometheus-url URL or prometheus.url in --config"),
+        "{}",
+        text(&serve.stderr)
+    );
+
+    // Flags of the server are not flags of `convert`.
+    let mixed = podscale(&["adapter", "--secure-port", "1", "convert", fixture]);
+    assert!(!mixed.status.success());
+}
