@@ -17,11 +17,13 @@ pub const DEFAULT_STATUS_ADDR: &str = "127.0.0.1:9412";
 pub struct LocalRunArgs {
     /// The HPA manifest (autoscaling/v2); its scaleTargetRef names the deployment.
     pub hpa: String,
-    /// The local deployment: command, ports, probes, requests, front and status ports.
+    /// A local deployment in a file of its own, instead of the config's `deployments:`
+    /// (it wins over a config deployment of the same name).
     #[arg(short, long, value_name = "FILE")]
-    pub deployment: String,
-    /// Where the HPA's Pods/Object/External metrics come from (podscale.yaml). Without
-    /// it, Pods and External metrics are scraped from each replica's metricsPath.
+    pub deployment: Option<String>,
+    /// podscale.yaml: the local deployment the HPA targets (`deployments:`) and where
+    /// its Pods/Object/External metrics come from (`metrics:`; without one, Pods and
+    /// External metrics are scraped from each replica's metricsPath).
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<String>,
     /// The HPA to use when the manifest holds several.
@@ -89,13 +91,16 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Runs until Ctrl-C or SIGTERM, then stops every replica it started.
 pub fn run_local(args: &LocalRunArgs) -> Result<ExitCode> {
     podscale_metrics::http::install_crypto_provider();
-    let spec = LocalDeployment::load(&args.deployment)?;
     let text =
         std::fs::read_to_string(&args.hpa).with_context(|| format!("cannot read {}", args.hpa))?;
     let hpa = run::parse_hpa_named(&text, &args.hpa, args.name.as_deref())?;
     let config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
+    };
+    let spec = match &args.deployment {
+        Some(path) => LocalDeployment::load(path)?,
+        None => pick_deployment(&config, args.config.is_some(), &hpa)?,
     };
     let options = RunOptions {
         loop_config: run::LoopConfig {
@@ -119,6 +124,45 @@ pub fn run_local(args: &LocalRunArgs) -> Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The deployment of `config` the HPA's `scaleTargetRef` names.
+fn pick_deployment(
+    config: &Config,
+    have_config: bool,
+    hpa: &podscale_core::api::HorizontalPodAutoscaler,
+) -> Result<LocalDeployment> {
+    let target = &hpa.spec.scale_target_ref;
+    if !have_config {
+        bail!(
+            "podscale run --local needs the local deployment {:?} (the HPA's scaleTargetRef): \
+             --config podscale.yaml with a `deployments:` entry named {:?}, or -d DEPLOYMENT.yaml",
+            target.name,
+            target.name
+        );
+    }
+    if let Some(d) = config.deployment(&target.name) {
+        return Ok(d.clone());
+    }
+    let defined: Vec<String> = config
+        .deployments
+        .iter()
+        .map(|d| format!("{:?}", d.name))
+        .collect();
+    if defined.is_empty() {
+        bail!(
+            "{} has no `deployments:`; the HPA's scaleTargetRef names {} {:?}: define it there (command, ports, front port, …)",
+            config.file_name(),
+            target.kind,
+            target.name
+        );
+    }
+    bail!(
+        "{} defines no deployment named {:?} (the HPA's scaleTargetRef.name); it defines {}",
+        config.file_name(),
+        target.name,
+        defined.join(", ")
+    )
 }
 
 async fn fetch(addr: &str) -> Result<StatusDoc> {
@@ -215,5 +259,43 @@ mod tests {
         };
         let e = run_get(&args).expect_err("nothing listens").to_string();
         assert!(e.contains("is `podscale run --local` running?"), "{e}");
+    }
+
+    fn hpa(target: &str) -> podscale_core::api::HorizontalPodAutoscaler {
+        let text = format!(
+            "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {{ name: h }}\nspec:\n  scaleTargetRef: {{ apiVersion: apps/v1, kind: Deployment, name: {target} }}\n  maxReplicas: 2\n"
+        );
+        run::parse_hpa(&text, "hpa.yaml").expect("valid HPA")
+    }
+
+    #[test]
+    fn the_hpa_picks_its_deployment_from_the_config() {
+        let config = Config::load(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/local/podscale.yaml"
+        ))
+        .expect("the example config is valid");
+        let d = pick_deployment(&config, true, &hpa("web")).expect("defined");
+        assert_eq!(d.name, "web");
+        assert_eq!(d.front.port, 18080);
+        let e = pick_deployment(&config, true, &hpa("api"))
+            .expect_err("not defined")
+            .to_string();
+        assert!(
+            e.ends_with("defines no deployment named \"api\" (the HPA's scaleTargetRef.name); it defines \"web\""),
+            "{e}"
+        );
+        let e = pick_deployment(&Config::default(), false, &hpa("web"))
+            .expect_err("no config")
+            .to_string();
+        assert!(
+            e.contains("--config podscale.yaml with a `deployments:` entry named \"web\", or -d"),
+            "{e}"
+        );
+        let empty = Config::from_source("metrics: []\n", "p.yaml").expect("valid");
+        let e = pick_deployment(&empty, true, &hpa("web"))
+            .expect_err("no deployments")
+            .to_string();
+        assert!(e.starts_with("p.yaml has no `deployments:`"), "{e}");
     }
 }

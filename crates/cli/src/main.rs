@@ -170,18 +170,20 @@ enum Command {
     /// history, so a restart keeps stabilization windows) and events.
     ///
     /// --local: scales a local deployment (real processes behind a front proxy that
-    /// routes to ready replicas) under an HPA file. The HPA's scaleTargetRef names the
-    /// deployment described by -d (command template with {port} and {replica},
-    /// readiness and metrics paths, CPU and memory requests, front and status ports).
+    /// routes to ready replicas) under an HPA file. The HPA's scaleTargetRef names one
+    /// of the `deployments:` of --config podscale.yaml (command template with {port}
+    /// and {replica}, environment, readiness and metrics paths, CPU and memory
+    /// requests, front and status ports; -d FILE reads one from a file of its own).
     /// Resource metrics come from /proc; Pods and External metrics from each replica's
-    /// /metrics or from --config. Ctrl-C or SIGTERM stops every process it started;
-    /// none outlive it, even if podscale is killed.
+    /// /metrics or from the config's metrics. The status port serves `podscale get`,
+    /// `podscale describe` and Prometheus /metrics. Ctrl-C or SIGTERM stops every
+    /// process it started; none outlive it, even if podscale is killed.
     ///
     /// Examples:
     ///   podscale run --kubeconfig ~/.kube/config --config podscale.yaml
     ///   podscale run --shadow        what podscale would do next to your HPAs
     ///   podscale run --leader-election --metrics-addr 0.0.0.0:9090
-    ///   podscale run --local examples/local/hpa.yaml -d examples/local/deployment.yaml
+    ///   podscale run --local --config examples/local/podscale.yaml examples/local/hpa.yaml
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
     /// List autoscalers as `kubectl get hpa` lists HPAs: Autoscalers in a cluster
@@ -210,13 +212,15 @@ enum Command {
 /// `podscale run`: the Kubernetes flags, or `--local` and its own.
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// Run on this machine: replicas are local processes (see --deployment).
-    #[arg(long, requires = "deployment")]
+    /// Run on this machine: replicas are local processes, defined in the config's
+    /// `deployments:`.
+    #[arg(long)]
     local: bool,
     /// (--local) The HPA manifest (autoscaling/v2); its scaleTargetRef names the deployment.
     #[arg(requires = "local")]
     hpa: Option<String>,
-    /// (--local) The local deployment: command, ports, probes, requests, front and status ports.
+    /// (--local) A local deployment in a file of its own (command, ports, probes,
+    /// requests, front and status ports), instead of the config's `deployments:`.
     #[arg(short, long, value_name = "FILE", requires = "local")]
     deployment: Option<String>,
     /// (--local) The HPA to use when the manifest holds several.
@@ -263,9 +267,12 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.local {
         let sync_period = local_cmd::parse_sync_period(&args.sync_period)
             .map_err(|e| anyhow::anyhow!("--sync-period: {e}"))?;
-        let (Some(hpa), Some(deployment)) = (args.hpa, args.deployment) else {
-            anyhow::bail!("podscale run --local needs an HPA file and -d DEPLOYMENT.yaml");
+        let Some(hpa) = args.hpa else {
+            anyhow::bail!(
+                "podscale run --local needs an HPA file: podscale run --local --config podscale.yaml HPA.yaml"
+            );
         };
+        let deployment = args.deployment;
         return local_cmd::run_local(&local_cmd::LocalRunArgs {
             hpa,
             deployment,

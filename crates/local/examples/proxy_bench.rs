@@ -1,12 +1,15 @@
 //! Proxy overhead: latency (p50, p99) and requests/s straight to one replica and
-//! through the front proxy, same load. Run (optimised builds give the real figures):
+//! through the front proxy, same load, printed side by side in one table (one pair of
+//! rows per client count). Run (optimised builds give the real figures):
 //!
 //! ```sh
-//! cargo run -p podscale-local --example proxy_bench --release -- [CLIENTS] [SECONDS]
+//! cargo run -p podscale-local --example proxy_bench --release -- [CLIENTS,CLIENTS…] [SECONDS]
 //! ```
 //!
-//! The replica is this binary run as a minimal HTTP server (`serve PORT`), so the
-//! backend is cheap and the difference is the proxy's.
+//! Default: 1 and 16 clients (latency alone, then under concurrency), 5 s each. The
+//! replica is this binary run as a minimal HTTP server (`serve PORT`), so the backend
+//! is cheap and the difference is the proxy's. Each client waits for its answer
+//! before sending again (closed loop), over keep-alive connections.
 #![allow(clippy::unwrap_used)]
 
 use std::convert::Infallible;
@@ -32,9 +35,12 @@ fn main() {
         rt.block_on(serve(args[2].parse().unwrap()));
         return;
     }
-    let clients: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(16);
+    let clients: Vec<usize> = args.get(1).map_or_else(
+        || vec![1, 16],
+        |s| s.split(',').map(|n| n.parse().unwrap()).collect(),
+    );
     let secs: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
-    rt.block_on(bench(clients, secs));
+    rt.block_on(bench(&clients, secs));
 }
 
 async fn serve(port: u16) {
@@ -90,7 +96,7 @@ fn pct(v: &[Duration], p: f64) -> Duration {
     v[((v.len() as f64 - 1.0) * p) as usize]
 }
 
-async fn bench(clients: usize, secs: u64) {
+async fn bench(clients: &[usize], secs: u64) {
     let exe = std::env::current_exe().unwrap();
     let spec = LocalDeployment::from_source(
         &format!(
@@ -109,23 +115,35 @@ async fn bench(clients: usize, secs: u64) {
     let proxy = Arc::new(Proxy::new(set.clone()));
     let (_stop, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(proxy.serve(listener, rx));
-    println!("{clients} clients, {secs} s each, 1 replica");
-    let (direct, direct_rps) = load("http://127.0.0.1:24100/".into(), clients, secs).await;
-    let (proxied, proxied_rps) = load(format!("http://{front}/"), clients, secs).await;
-    for (name, v, rps) in [
-        ("direct", &direct, direct_rps),
-        ("proxy", &proxied, proxied_rps),
-    ] {
+    println!("1 replica, {secs} s per row, closed-loop clients on keep-alive connections\n");
+    println!("| clients | path   |     req/s |      p50 |      p99 |");
+    println!("|--------:|:-------|----------:|---------:|---------:|");
+    let us = |d: Duration| format!("{:.0} µs", d.as_secs_f64() * 1e6);
+    for &n in clients {
+        let (direct, direct_rps) = load("http://127.0.0.1:24100/".into(), n, secs).await;
+        let (proxied, proxied_rps) = load(format!("http://{front}/"), n, secs).await;
+        for (name, v, rps) in [
+            ("direct", &direct, direct_rps),
+            ("proxy", &proxied, proxied_rps),
+        ] {
+            println!(
+                "| {n:>7} | {name:<6} | {rps:>9.0} | {:>8} | {:>8} |",
+                us(pct(v, 0.5)),
+                us(pct(v, 0.99))
+            );
+        }
         println!(
-            "{name:>7}: {rps:>9.0} req/s  p50 {:>8.3?}  p99 {:>8.3?}",
-            pct(v, 0.5),
-            pct(v, 0.99)
+            "| {n:>7} | added  | {:>+8.0}% | {:>8} | {:>8} |",
+            (proxied_rps / direct_rps - 1.0) * 100.0,
+            format!(
+                "+{}",
+                us(pct(&proxied, 0.5).saturating_sub(pct(&direct, 0.5)))
+            ),
+            format!(
+                "+{}",
+                us(pct(&proxied, 0.99).saturating_sub(pct(&direct, 0.99)))
+            )
         );
     }
-    println!(
-        "  added: p50 {:.3?}  p99 {:.3?}",
-        pct(&proxied, 0.5).saturating_sub(pct(&direct, 0.5)),
-        pct(&proxied, 0.99).saturating_sub(pct(&direct, 0.99))
-    );
     set.shutdown().await;
 }

@@ -14,13 +14,14 @@
 //! - [`proxy`]: the front proxy — ready replicas only, least outstanding requests,
 //!   streamed responses, retries on a replica that refused.
 //! - [`status`]: the status API (loopback JSON) and its client; [`render`]: `get` and
-//!   `describe`, printed as kubectl prints HPAs.
+//!   `describe`, printed as kubectl prints HPAs; [`prom`]: its `/metrics`.
 //! - [`run`]: everything started together and stopped together.
 #![forbid(unsafe_code)]
 
 pub mod guard;
 pub mod metrics;
 pub mod procfs;
+pub mod prom;
 pub mod proxy;
 pub mod render;
 pub mod replicas;

@@ -360,8 +360,14 @@ pub fn describe(doc: &StatusDoc, a: &AutoscalerStatus) -> String {
         out.push_str("Replicas:  <none>\n");
     } else {
         out.push_str(&format!(
-            "Replicas:  ({} restarts in all; front proxy: {} requests, {} retried, {} failed)\n",
-            doc.restarts, doc.proxy.requests, doc.proxy.retries, doc.proxy.failed
+            "Replicas:  ({} restarts in all; front proxy: {} requests, {} retried, {} failed, {} timed out, {} rejected, {} in flight)\n",
+            doc.restarts,
+            doc.proxy.requests,
+            doc.proxy.retries,
+            doc.proxy.failed,
+            doc.proxy.timeouts,
+            doc.proxy.rejected,
+            doc.proxy.in_flight
         ));
         let mut rows = vec![
             [

@@ -201,9 +201,11 @@ pub async fn start(
         target,
     };
     let doc = running.doc_fn();
+    let metrics = running.metrics_fn();
     running.tasks.push(tokio::spawn(status::serve(
         status_listener,
         doc,
+        metrics,
         shutdown_rx,
     )));
     Ok(running)
@@ -231,6 +233,26 @@ impl Running {
     /// What the status API answers now.
     pub fn status_doc(&self) -> StatusDoc {
         (self.doc_fn())()
+    }
+
+    /// What `/metrics` answers now.
+    pub fn metrics_text(&self) -> String {
+        (self.metrics_fn())()
+    }
+
+    fn metrics_fn(&self) -> impl Fn() -> String + Send + Sync + 'static {
+        let controller = self.controller.clone();
+        let replicas = self.replicas.clone();
+        let counters = Arc::clone(&self.counters);
+        move || {
+            crate::prom::render(&crate::prom::Sources {
+                stats: &controller.stats().snapshot(),
+                views: &controller.views(),
+                replicas: &replicas.replicas(),
+                restarts: replicas.restarts(),
+                proxy: &counters,
+            })
+        }
     }
 
     fn doc_fn(&self) -> impl Fn() -> StatusDoc + Send + Sync + 'static {

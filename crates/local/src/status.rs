@@ -3,6 +3,7 @@
 //!
 //! - `GET /api/v1/status`: every autoscaler (its object with the status last
 //!   committed, its events), the replicas, the proxy's counters.
+//! - `GET /metrics`: the Prometheus exposition ([`crate::prom`]).
 //! - `GET /healthz`: `ok`.
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -135,12 +136,14 @@ impl Recorder for LocalRecorder {
 }
 
 /// Serves the status API on `listener` until `shutdown` turns `true`; `doc` builds the
-/// answer.
-pub async fn serve<F>(listener: TcpListener, doc: F, shutdown: watch::Receiver<bool>)
+/// JSON answer, `metrics` the `/metrics` exposition.
+pub async fn serve<F, M>(listener: TcpListener, doc: F, metrics: M, shutdown: watch::Receiver<bool>)
 where
     F: Fn() -> StatusDoc + Send + Sync + 'static,
+    M: Fn() -> String + Send + Sync + 'static,
 {
     let doc = Arc::new(doc);
+    let metrics = Arc::new(metrics);
     let mut stop = shutdown.clone();
     loop {
         let stream = tokio::select! {
@@ -154,22 +157,33 @@ where
             },
         };
         let doc = Arc::clone(&doc);
+        let metrics = Arc::clone(&metrics);
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let doc = Arc::clone(&doc);
-                async move { Ok::<_, Infallible>(answer(req.uri().path(), req.method(), &*doc)) }
+                let metrics = Arc::clone(&metrics);
+                async move {
+                    Ok::<_, Infallible>(answer(req.uri().path(), req.method(), &*doc, &*metrics))
+                }
             });
+            // Bounded as the front proxy: a client must send its headers in time.
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
     }
 }
 
+/// The exposition's content type, as the Kubernetes controller's admin server sends it.
+const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 fn answer(
     path: &str,
     method: &hyper::Method,
     doc: &dyn Fn() -> StatusDoc,
+    metrics: &dyn Fn() -> String,
 ) -> Response<Full<Bytes>> {
     let (status, ctype, body) = match (method, path) {
         (&hyper::Method::GET, "/api/v1/status") => match serde_json::to_vec(&doc()) {
@@ -180,6 +194,7 @@ fn answer(
                 e.to_string().into_bytes(),
             ),
         },
+        (&hyper::Method::GET, "/metrics") => (StatusCode::OK, EXPOSITION, metrics().into_bytes()),
         (&hyper::Method::GET, "/healthz") => (StatusCode::OK, "text/plain", b"ok\n".to_vec()),
         (&hyper::Method::GET, _) => (StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
         _ => (

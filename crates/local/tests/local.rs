@@ -154,6 +154,70 @@ async fn scales_up_under_load_and_down_without_a_failed_request() {
     );
     assert!(described.contains("SuccessfulRescale"), "{described}");
     assert!(described.contains("llm-0"), "{described}");
+    // Its own /metrics, scraped and parsed as Prometheus would (both formats).
+    let (code, body) = get(
+        &common::client(),
+        &format!("http://{}/metrics", running.status_addr()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    use podscale_metrics::exposition::{self, Entry, Format};
+    assert!(
+        exposition::parse(&body, Format::OpenMetrics).is_ok(),
+        "{body}"
+    );
+    let entries = exposition::parse(&body, Format::Text).unwrap();
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        entries
+            .iter()
+            .find_map(|e| match e {
+                Entry::Sample(s)
+                    if s.name == name
+                        && labels
+                            .iter()
+                            .all(|(k, v)| s.labels.get(k).as_deref() == Some(*v)) =>
+                {
+                    Some(s.value)
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{body}"))
+    };
+    assert!(value("podscale_syncs_total", &[]) >= 2.0);
+    assert!(value("podscale_decisions_total", &[]) >= 2.0);
+    assert!(value("podscale_rescales_total", &[]) >= 2.0);
+    let llm = [("namespace", "default"), ("name", "llm")];
+    assert_eq!(value("podscale_autoscaler_desired_replicas", &llm), 1.0);
+    // The replicas the last sync found: 1, or 4 if that sync was the scale-down's.
+    let current = value("podscale_autoscaler_current_replicas", &llm);
+    assert!(current == 1.0 || current == 4.0, "{current}");
+    let depth = value(
+        "podscale_autoscaler_metric_current",
+        &[
+            ("name", "llm"),
+            ("metric", "inference_queue_depth"),
+            ("type", "Pods"),
+            ("field", "averageValue"),
+        ],
+    );
+    assert!(depth >= 0.0, "{depth}");
+    #[allow(clippy::cast_precision_loss)] // a test's request count
+    let proxied = ok.load(Ordering::SeqCst) as f64;
+    let outcome = |o: &str| value("podscale_local_proxy_requests_total", &[("outcome", o)]);
+    assert_eq!(outcome("proxied"), proxied);
+    assert_eq!(
+        outcome("no_replica") + outcome("timeout") + outcome("failed"),
+        0.0
+    );
+    assert_eq!(value("podscale_local_proxy_in_flight", &[]), 0.0);
+    assert_eq!(value("podscale_local_replica_restarts_total", &[]), 0.0);
+    assert_eq!(value("podscale_local_ready_replicas", &[]), 1.0);
+    assert_eq!(
+        value("podscale_local_replicas", &[("phase", "running")]),
+        1.0
+    );
+
     let groups: Vec<u32> = set.replicas().iter().filter_map(|r| r.pgid).collect();
     running.stop().await;
     assert!(set.replicas().is_empty());

@@ -34,6 +34,13 @@
 //!   fallback: true          # metrics not listed above come from the metrics APIs
 //!   maxResponseSize: 16MiB  # per API answer; reading stops there
 //!   maxItems: 20000         # pods in the target's list, values in a metrics answer
+//! deployments:              # what `podscale run --local` starts (see [`deployment`])
+//!   - name: web             # an HPA's scaleTargetRef.name
+//!     command: ./server --port {port} --replica {replica}
+//!     ports: { base: 8100, count: 8 }
+//!     readiness: { path: /health }
+//!     resources: { requests: { cpu: 500m, memory: 256Mi } }
+//!     front: { port: 8080 }
 //! ```
 //!
 //! The file is read with [`podscale_manifest`], so a shape error is reported as
@@ -59,6 +66,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::presets;
 use crate::template;
 
+pub mod deployment;
+pub use deployment::LocalDeployment;
+
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -75,6 +85,10 @@ pub struct Config {
     /// target's scale and pods).
     #[serde(default)]
     pub kubernetes: Option<KubernetesConfig>,
+    /// The local deployments `podscale run --local` can start: an HPA's
+    /// `scaleTargetRef.name` picks one. Other commands do not read them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployments: Vec<LocalDeployment>,
     /// The file it was read from, for messages (set by [`Config::from_source`]).
     #[serde(skip)]
     pub file: String,
@@ -464,6 +478,8 @@ mod limits {
     pub const MAX_SERIES: usize = 1_000_000;
     pub const MAX_CONCURRENCY: usize = 10_000;
     pub const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
+    /// Local deployments in one file (each is a set of processes on this machine).
+    pub const MAX_DEPLOYMENTS: usize = 100;
 }
 
 fn default_prometheus_timeout() -> Duration {
@@ -693,6 +709,11 @@ impl Config {
         } else {
             &self.file
         }
+    }
+
+    /// The local deployment called `name` (an HPA's `scaleTargetRef.name`).
+    pub fn deployment(&self, name: &str) -> Option<&LocalDeployment> {
+        self.deployments.iter().find(|d| d.name == name)
     }
 
     /// The configured metric an HPA metric of `kind` called `name` reads.
@@ -1054,6 +1075,31 @@ pub fn validate(config: &Config, doc: &Document, file: &str) -> Vec<Diagnostic> 
                 too_large(&path, format_duration(d), format_limit(max)),
             );
         }
+    }
+    if config.deployments.len() > limits::MAX_DEPLOYMENTS {
+        report(
+            "deployments",
+            format!(
+                "Too many: {}: must have at most {} entries",
+                config.deployments.len(),
+                limits::MAX_DEPLOYMENTS
+            ),
+        );
+    }
+    let mut names = BTreeSet::new();
+    for (i, d) in config.deployments.iter().enumerate() {
+        if !names.insert(d.name.as_str()) {
+            report(
+                &format!("deployments[{i}].name"),
+                format!(
+                    "Duplicate value: {:?}: another deployment has this name",
+                    d.name
+                ),
+            );
+        }
+    }
+    for (i, d) in config.deployments.iter().enumerate() {
+        out.extend(d.validate_at(doc, file, &format!("deployments[{i}].")));
     }
     out.sort_by_key(|d| (d.line, d.column));
     out

@@ -4,7 +4,7 @@
 //! - `server`: a tiny inference-like HTTP server on `$PORT`. `/health` (503 when set
 //!   unhealthy or draining), `/metrics` (`inference_queue_depth` = requests in flight plus
 //!   a settable base), `/work?ms=N`, `/stream?n=K&ms=M` (server-sent events),
-//!   `/whoami`, `/crash`, `/set?depth=N&healthy=0|1&refuse=0|1` (refuse: 503 to work).
+//!   `/whoami`, `/echo` (the body's length), `/crash`, `/set?depth=N&healthy=0|1&refuse=0|1` (refuse: 503 to work).
 //!   On SIGTERM it drains like a well-behaved server: unhealthy, new requests 503,
 //!   in-flight ones finish, then it exits. With `FIXTURE_WORKER=1` it forks a
 //!   `sleep` worker, to check that whole groups are stopped.
@@ -176,6 +176,11 @@ async fn route(req: Request<hyper::body::Incoming>, s: &State, name: &str) -> Re
             text(StatusCode::OK, "set\n".into())
         }
         "/crash" => std::process::exit(3),
+        // Reads the whole body; answers its length.
+        "/echo" => match req.into_body().collect().await {
+            Ok(b) => text(StatusCode::OK, format!("{}\n", b.to_bytes().len())),
+            Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        },
         _ if s.draining.load(Ordering::SeqCst) || s.refuse.load(Ordering::SeqCst) => {
             text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into())
         }
