@@ -29,6 +29,14 @@ impl Free {
         policies: true,
     };
 
+    const NONE: Free = Free {
+        targets: false,
+        min: false,
+        max: false,
+        windows: false,
+        policies: false,
+    };
+
     /// `targets,min,max,windows,policies` (any subset, comma-separated) or `all`.
     ///
     /// # Errors
@@ -37,13 +45,7 @@ impl Free {
         if text.trim() == "all" {
             return Ok(Self::ALL);
         }
-        let mut f = Free {
-            targets: false,
-            min: false,
-            max: false,
-            windows: false,
-            policies: false,
-        };
+        let mut f = Self::NONE;
         for k in text.split(',').map(str::trim).filter(|k| !k.is_empty()) {
             match k {
                 "targets" | "target" => f.targets = true,
@@ -58,22 +60,12 @@ impl Free {
                 }
             }
         }
-        if f == Self::ALL.none() {
+        if f == Self::NONE {
             return Err(
                 "--free: name at least one knob (targets, min, max, windows, policies)".into(),
             );
         }
         Ok(f)
-    }
-
-    fn none(self) -> Free {
-        Free {
-            targets: false,
-            min: false,
-            max: false,
-            windows: false,
-            policies: false,
-        }
     }
 }
 
