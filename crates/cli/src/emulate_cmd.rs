@@ -37,8 +37,9 @@ pub struct Args {
     /// Address to listen on (0.0.0.0 for every interface).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
-    /// A model file (merged over the defaults, as `podscale simulate --model`), or the
-    /// name to serve under (the default model's timing).
+    /// A model profile (`podscale simulate --list-models`), a model file (merged over the
+    /// defaults, as `podscale simulate --model`), or the name to serve under (the default
+    /// model's timing).
     #[arg(long, value_name = "NAME|FILE")]
     pub model: Option<String>,
     /// The model name `/v1/models` lists (default: the --model name, or
@@ -88,6 +89,9 @@ fn load_model(arg: Option<&str>) -> Result<(Model, Option<String>)> {
     let Some(arg) = arg else {
         return Ok((Model::default_model(), None));
     };
+    if let Some(p) = podscale_model::profiles::find(arg) {
+        return Ok((p.model()?, Some(p.name.to_owned())));
+    }
     let path = Path::new(arg);
     let looks_like_file = path.is_file()
         || path

@@ -17,6 +17,7 @@ mod local_cmd;
 mod metrics_cmd;
 mod run_cmd;
 mod simulate;
+mod tune_cmd;
 mod validate;
 
 use std::process::ExitCode;
@@ -112,6 +113,22 @@ enum Command {
     ///       start a model file from the documented defaults
     #[command(verbatim_doc_comment)]
     Simulate(simulate::Args),
+    /// Search an HPA's knobs on a trace for the cheapest policy meeting an SLO goal.
+    ///
+    /// Starting from MANIFEST, every candidate (each metric's target, min/max replicas,
+    /// stabilization windows, scale-up/down policies: --free picks which) is validated as
+    /// `podscale validate` does and replayed through the simulator on the trace. Prints
+    /// the cheapest candidate whose SLO attainment reaches the goal, and the Pareto front
+    /// of replica-hours against SLO attainment; -o yaml prints the tuned manifest alone.
+    /// --holdout keeps the end of the trace from the search and says how the winner does
+    /// there. Deterministic for a --seed, whatever --threads.
+    ///
+    /// Examples:
+    ///   podscale tune examples/manifests/inference-hpa-resource.yaml --budget 40
+    ///   podscale tune hpa.yaml --trace mooncake.csv --holdout 0.25 --report tune.html
+    ///   podscale tune hpa.yaml --free targets,min --slo ttft=1s,e2e=20s,goal=95% -o yaml
+    #[command(verbatim_doc_comment)]
+    Tune(tune_cmd::Args),
     /// Read every metric of an HPA once, from Prometheus or the pods themselves.
     ///
     /// `podscale.yaml` says where each metric the HPA names comes from (a PromQL query, a
@@ -413,6 +430,7 @@ fn main() -> ExitCode {
         Command::Explain { file, output } => explain::run(file.as_deref(), output),
         Command::Validate { files } => validate::run(&files),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Tune(args) => tune_cmd::run(&args),
         Command::Metrics(args) => metrics_cmd::run(&args),
         Command::Adapter(args) => adapter_cmd::run(&args),
         Command::Crd => crd_cmd::run(),

@@ -74,13 +74,16 @@ pub struct Args {
     /// Seed of every random draw (arrivals, request sizes, start-up times).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Server model file (YAML; `-` for standard input), merged over the defaults; see
-    /// --print-model.
-    #[arg(short, long, value_name = "FILE")]
+    /// Server model: a profile name (see --list-models), or a model file (YAML; `-` for
+    /// standard input) merged over the defaults (see --print-model).
+    #[arg(short, long, value_name = "NAME|FILE")]
     model: Option<PathBuf>,
     /// Print the default server model, every field documented, and exit.
     #[arg(long)]
     print_model: bool,
+    /// List the named model profiles (--model NAME) and exit.
+    #[arg(long)]
+    list_models: bool,
     /// Service-level objective: ttft=DUR,e2e=DUR[,goal=PCT] (goal: the share the oracle
     /// must serve within it).
     #[arg(long, value_name = "SPEC", default_value = "ttft=2s,e2e=30s,goal=99%", value_parser = Slo::parse)]
@@ -150,6 +153,10 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         print!("{DEFAULT_MODEL_YAML}");
         return Ok(ExitCode::SUCCESS);
     }
+    if args.list_models {
+        print!("{}", podscale_model::profiles::list());
+        return Ok(ExitCode::SUCCESS);
+    }
     let stdin_users = args.manifests.iter().filter(|m| *m == "-").count()
         + [&args.trace, &args.model]
             .iter()
@@ -161,6 +168,10 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         );
     }
     let mut model = match &args.model {
+        // A profile name, or a file (bounded, with the profiles named when missing).
+        Some(path) if path.as_os_str() != "-" => {
+            podscale_model::profiles::resolve(&path.to_string_lossy())?.model
+        }
         Some(path) => {
             let path = path.display().to_string();
             let source = read_text(&path, MAX_MODEL_BYTES)?;

@@ -5,6 +5,8 @@
 //!
 //! - [`model`]: the model file ([`model::DEFAULT_MODEL_YAML`] documents every field; a
 //!   user's file is merged over it).
+//! - [`profiles`]: named models (8B on a 24 GB or an 80 GB GPU, 70B tensor-parallel on 4
+//!   or 8 GPUs), numbers derived in their comments; `--model NAME|FILE` resolves here.
 //! - [`replica`]: one continuous-batching server: batch slots, prefill, decode steps
 //!   growing with the batch, KV-cache admission, a waiting queue.
 //! - [`dist`]: start-up time distributions; [`units`]: durations as people write them;
@@ -14,6 +16,7 @@
 pub mod dist;
 pub mod histogram;
 pub mod model;
+pub mod profiles;
 pub mod replica;
 pub mod units;
 
