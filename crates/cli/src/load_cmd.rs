@@ -161,13 +161,17 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let mut show = |p: Progress| {
         if live {
             let ms = |x: Option<f64>| x.map_or("-".into(), format_duration);
+            // The recent window first: what the server does now; the run's so far after.
             eprint!(
-                "\r\x1b[K{:>5}  sent {}  done {}  in flight {}  errors {}  p50 {}  p99 {}",
+                "\r\x1b[K{:>5}  sent {}  done {}  in flight {}  errors {}  last {}s p50 {} p99 {}  all p50 {} p99 {}",
                 format_duration(p.elapsed.round()),
                 p.sent,
                 p.completed,
                 p.in_flight,
                 p.errors,
+                podscale_load::RECENT_WINDOW,
+                ms(p.recent_p50),
+                ms(p.recent_p99),
                 ms(p.p50),
                 ms(p.p99)
             );

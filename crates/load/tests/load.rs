@@ -42,8 +42,8 @@ async fn a_stall_shows_in_open_loop_latency_and_counts_add_up() {
         max_tokens: 4,
         ..RequestShape::default()
     };
-    let mut samples = 0;
-    let report = run(cfg, &mut |_| samples += 1).await.expect("run");
+    let mut samples = Vec::new();
+    let report = run(cfg, &mut |p| samples.push(p)).await.expect("run");
     assert_eq!(
         report.sent,
         report.completed + report.error_total(),
@@ -60,7 +60,18 @@ async fn a_stall_shows_in_open_loop_latency_and_counts_add_up() {
     assert!(latency.max >= 0.9, "{latency:?}");
     // Most requests did not meet the stall.
     assert!(latency.p50 < 0.5, "{latency:?}");
-    assert!(samples >= 3, "progress was reported {samples} times");
+    assert!(samples.len() >= 3, "progress was reported {samples:?}");
+    // The recent window saw the stall's requests complete (at ~2 s, within 5 s of
+    // every later sample), and never counts more than has completed.
+    let worst = samples
+        .iter()
+        .filter_map(|p| p.recent_p99)
+        .fold(0.0, f64::max);
+    assert!(worst >= 0.5, "recent p99 {worst}: {samples:?}");
+    assert!(
+        samples.iter().all(|p| p.recent_completed <= p.completed),
+        "{samples:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
