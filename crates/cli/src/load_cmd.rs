@@ -30,6 +30,7 @@ pub enum LoadOutput {
 ///   podscale load http://127.0.0.1:8000/v1/chat/completions --stream \
 ///       --pattern step:from=10,to=100,at=30s --duration 60s -o json
 ///   podscale load http://127.0.0.1:8000/health --concurrency 64 --duration 10s
+///   podscale load http://127.0.0.1:8000/v1/completions --http2 --rate 5000
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -62,10 +63,16 @@ pub struct Args {
     /// an error (max_in_flight).
     #[arg(long, default_value_t = 10_000)]
     pub max_in_flight: usize,
-    /// Open loop: most connections open at once (HTTP/1.1 keep-alive). A request due
-    /// when all are busy waits for one, its latency counting from when it was due.
-    #[arg(long, default_value_t = 1000)]
-    pub connections: usize,
+    /// Most connections open at once (default 1000; 4 with --http2). HTTP/1.1
+    /// (keep-alive) carries one request at a time on each: a request due when all are
+    /// busy waits for one, its latency counting from when it was due. HTTP/2 carries
+    /// many at once on each (up to the server's stream limit).
+    #[arg(long)]
+    pub connections: Option<usize>,
+    /// HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1: requests are multiplexed
+    /// as streams over --connections connections.
+    #[arg(long)]
+    pub http2: bool,
     /// Per-request timeout, from its intended send time.
     #[arg(long, value_parser = parse_secs, default_value = "60s")]
     pub timeout: f64,
@@ -137,7 +144,10 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     };
     let mut cfg = Config::new(&args.url, mode, duration)?;
     cfg.max_in_flight = args.max_in_flight;
-    cfg.connections = args.connections;
+    cfg.http2 = args.http2;
+    cfg.connections = args
+        .connections
+        .unwrap_or(if args.http2 { 4 } else { 1000 });
     cfg.timeout = Duration::from_secs_f64(args.timeout.clamp(0.001, 86_400.0));
     cfg.shape = RequestShape {
         prompt_tokens: args.prompt_tokens,

@@ -55,6 +55,9 @@ pub struct Inner {
     pub(crate) instant_success: AtomicU64,
     pub(crate) instant_prompt: AtomicU64,
     pub(crate) instant_generation: AtomicU64,
+    /// Requests by protocol (HTTP/1.x, HTTP/2).
+    pub(crate) http1_requests: AtomicU64,
+    pub(crate) http2_requests: AtomicU64,
     rng: AtomicU64,
     burner: Burner,
 }
@@ -172,6 +175,8 @@ impl Emulator {
             instant_success: AtomicU64::new(0),
             instant_prompt: AtomicU64::new(0),
             instant_generation: AtomicU64::new(0),
+            http1_requests: AtomicU64::new(0),
+            http2_requests: AtomicU64::new(0),
             rng: AtomicU64::new(seed),
         });
         tokio::spawn(run_model(Arc::clone(&inner), rx));
@@ -365,6 +370,7 @@ async fn run_model(inner: Shared, mut rx: mpsc::Receiver<Cmd>) {
                         errors: st.timed_out,
                         ttft: st.ttft.clone(),
                         e2e: st.e2e.clone(),
+                        http_requests: Default::default(),
                     });
                 }
             },

@@ -13,7 +13,7 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
@@ -58,8 +58,11 @@ pub(crate) async fn serve(inner: Shared, listener: TcpListener, stop: watch::Rec
                 let inner = Arc::clone(&inner);
                 async move { Ok::<_, Infallible>(handle(inner, req).await) }
             });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
+            // HTTP/1.1, or HTTP/2 with prior knowledge (h2c: the client's preface says
+            // which), as `vllm serve` (uvicorn/h11) does not, but proxies and load
+            // generators in front of it may.
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
                 _ = &mut conn => {}
@@ -99,6 +102,12 @@ fn unix_now() -> u64 {
 }
 
 async fn handle(inner: Shared, req: Request<Incoming>) -> Response<Body> {
+    let version = if req.version() == hyper::Version::HTTP_2 {
+        &inner.http2_requests
+    } else {
+        &inner.http1_requests
+    };
+    version.fetch_add(1, Ordering::Relaxed);
     // A stall answers nothing, not even probes: like a process paused by a long GC.
     if let Some(until) = inner.clock.stalled_until() {
         tokio::time::sleep_until(until.into()).await;
@@ -155,6 +164,7 @@ async fn metrics(inner: &Shared) -> Response<Body> {
             errors: 0,
             ttft: PromHistogram::new(TTFT_BUCKETS),
             e2e: PromHistogram::new(E2E_BUCKETS),
+            http_requests: Default::default(),
         }
     } else {
         let (tx, rx) = oneshot::channel();
@@ -178,6 +188,10 @@ async fn metrics(inner: &Shared) -> Response<Body> {
     };
     let mut snap = snap;
     snap.errors += inner.errors.load(Ordering::Relaxed);
+    snap.http_requests = [
+        ("HTTP/1.1", inner.http1_requests.load(Ordering::Relaxed)),
+        ("HTTP/2", inner.http2_requests.load(Ordering::Relaxed)),
+    ];
     full(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",

@@ -65,6 +65,8 @@ pub struct Snapshot {
     pub errors: u64,
     pub ttft: PromHistogram,
     pub e2e: PromHistogram,
+    /// Requests received by protocol version (label value, count).
+    pub http_requests: [(&'static str, u64); 2],
 }
 
 fn metric(
@@ -164,6 +166,14 @@ pub fn render(s: &Snapshot, model_name: &str) -> String {
         "",
         s.waiting,
     );
+    let name = "podscale_emulator_http_requests_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} HTTP requests received, by protocol version.\n# TYPE {name} counter"
+    );
+    for (version, n) in s.http_requests {
+        let _ = writeln!(out, "{name}{{version=\"{version}\"}} {n}");
+    }
     metric(
         &mut out,
         "podscale_emulator_errors_total",

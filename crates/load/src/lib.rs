@@ -21,7 +21,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, Uri};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use podscale_model::histogram::{Coarse, Fine};
 use podscale_sim::traffic::Pattern;
 use serde::Serialize;
@@ -88,8 +88,13 @@ pub struct Config {
     pub timeout: Duration,
     /// Open loop: most connections (and so requests on the wire) at once; a request
     /// due when all are busy waits for one, its latency counting from its due time.
+    /// With `http2`, the connections each carry many requests at once (streams).
     pub connections: usize,
     pub shape: RequestShape,
+    /// HTTP/2 with prior knowledge (h2c, RFC 9113 §3.3), each connection multiplexing
+    /// up to the server's `SETTINGS_MAX_CONCURRENT_STREAMS` requests; else HTTP/1.1
+    /// with keep-alive, one request at a time per connection.
+    pub http2: bool,
 }
 
 /// Most requests one run may schedule (about 2 GB of task state at worst).
@@ -122,6 +127,7 @@ impl Config {
             timeout: Duration::from_secs(60),
             connections: 1000,
             shape: RequestShape::default(),
+            http2: false,
         })
     }
 
@@ -208,6 +214,8 @@ pub struct Report {
     pub url: String,
     /// `open` or `closed`.
     pub mode: &'static str,
+    /// `HTTP/1.1` or `HTTP/2`.
+    pub protocol: &'static str,
     /// Requests scheduled (open loop) or sent (closed loop).
     pub sent: u64,
     /// Answered with a 2xx status and a complete body.
@@ -313,6 +321,9 @@ struct Stats {
 #[derive(Debug)]
 struct Shared {
     cfg: Config,
+    /// The HTTP/2 connections, shared by all requests (empty for HTTP/1.1).
+    h2: Vec<tokio::sync::Mutex<Option<H2>>>,
+    next_h2: AtomicUsize,
     addr: std::net::SocketAddr,
     /// `host[:port]` for the Host header; the request target is the path and query.
     authority: String,
@@ -462,7 +473,16 @@ pub async fn run(
         None => (Method::GET, Bytes::new()),
     };
     let start = Instant::now();
+    let h2 = if cfg.http2 {
+        (0..cfg.connections)
+            .map(|_| tokio::sync::Mutex::new(None))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let shared = Arc::new(Shared {
+        h2,
+        next_h2: AtomicUsize::new(0),
         cfg,
         addr,
         authority,
@@ -525,6 +545,11 @@ pub async fn run(
         mode: match shared.cfg.mode {
             Mode::Open { .. } | Mode::Trace { .. } => "open",
             Mode::Closed { .. } => "closed",
+        },
+        protocol: if shared.cfg.http2 {
+            "HTTP/2"
+        } else {
+            "HTTP/1.1"
         },
         sent: shared.sent.load(Ordering::Relaxed),
         completed: s.completed,
@@ -591,15 +616,23 @@ impl Queue {
 /// counts from `t_i` however long it waited for one.
 async fn open_loop(shared: Arc<Shared>, mut schedule: Schedule, start: Instant) {
     let queue = Arc::new(Queue::default());
-    let workers: Vec<_> = (0..shared.cfg.connections)
+    // HTTP/2: no worker per connection, each request is a task of its own (a stream on
+    // one of the shared connections); `max_in_flight` bounds them.
+    let worker_count = if shared.cfg.http2 {
+        0
+    } else {
+        shared.cfg.connections
+    };
+    let mut spawned = 0usize;
+    let workers: Vec<_> = (0..worker_count)
         .map(|worker| {
             let shared = Arc::clone(&shared);
             let queue = Arc::clone(&queue);
             tokio::spawn(async move {
-                let mut conn = None;
+                let mut link = Link::H1(None);
                 loop {
                     if let Some((due, body)) = queue.pop() {
-                        one(&shared, worker, &mut conn, due, body).await;
+                        one(&shared, worker, &mut link, due, body).await;
                         continue;
                     }
                     if queue.finished.load(Ordering::Acquire) {
@@ -635,6 +668,15 @@ async fn open_loop(shared: Arc<Shared>, mut schedule: Schedule, start: Instant) 
                 };
                 body_for(&shared.cfg.url, &shape).map(|v| Bytes::from(v.to_string()))
             });
+            if shared.cfg.http2 {
+                let shared = Arc::clone(&shared);
+                spawned = spawned.wrapping_add(1);
+                let worker = spawned;
+                tokio::spawn(async move {
+                    one(&shared, worker, &mut Link::H2, due, body).await;
+                });
+                continue;
+            }
             queue
                 .due
                 .lock()
@@ -656,11 +698,15 @@ async fn closed_loop(shared: Arc<Shared>, concurrency: usize, end: Instant) {
         .map(|worker| {
             let shared = Arc::clone(&shared);
             tokio::spawn(async move {
-                let mut conn = None;
+                let mut link = if shared.cfg.http2 {
+                    Link::H2
+                } else {
+                    Link::H1(None)
+                };
                 while Instant::now() < end {
                     shared.sent.fetch_add(1, Ordering::Relaxed);
                     shared.in_flight.fetch_add(1, Ordering::AcqRel);
-                    one(&shared, worker, &mut conn, Instant::now(), None).await;
+                    one(&shared, worker, &mut link, Instant::now(), None).await;
                 }
             })
         })
@@ -670,18 +716,30 @@ async fn closed_loop(shared: Arc<Shared>, concurrency: usize, end: Instant) {
     }
 }
 
-type Conn = SendRequest<Full<Bytes>>;
+type H1 = SendRequest<Full<Bytes>>;
+type H2 = hyper::client::conn::http2::SendRequest<Full<Bytes>>;
 
-/// Sends one request due at `due` on `conn` (opened if needed) and records its fate.
-async fn one(
-    shared: &Shared,
-    worker: usize,
-    conn: &mut Option<Conn>,
-    due: Instant,
-    body: Option<Bytes>,
-) {
+/// Where a request goes: the worker's own HTTP/1.1 connection (opened when needed), or
+/// one of the shared HTTP/2 connections.
+enum Link {
+    H1(Option<H1>),
+    H2,
+}
+
+impl Link {
+    /// Forgets a connection that may still carry an earlier answer (HTTP/1.1); an
+    /// HTTP/2 stream is reset on its own when dropped.
+    fn reset(&mut self) {
+        if let Self::H1(c) = self {
+            *c = None;
+        }
+    }
+}
+
+/// Sends one request due at `due` on `link` and records its fate.
+async fn one(shared: &Shared, worker: usize, link: &mut Link, due: Instant, body: Option<Bytes>) {
     let outcome =
-        tokio::time::timeout_at(due + shared.cfg.timeout, exchange(shared, conn, due, body)).await;
+        tokio::time::timeout_at(due + shared.cfg.timeout, exchange(shared, link, due, body)).await;
     match outcome {
         Ok(Ok(Timing { latency, ttft, itl })) => {
             let now = Instant::now();
@@ -699,28 +757,74 @@ async fn one(
             s.last_done = now;
         }
         Ok(Err(kind)) => {
-            *conn = None;
+            link.reset();
             shared.error(worker, kind);
         }
         Err(_) => {
             // The answer may still come on this connection: do not reuse it.
-            *conn = None;
+            link.reset();
             shared.error(worker, "timeout".into());
         }
     }
     shared.done();
 }
 
-async fn connect(addr: std::net::SocketAddr) -> Result<Conn, String> {
+async fn tcp(addr: std::net::SocketAddr) -> Result<tokio::net::TcpStream, String> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|_| "connect".to_owned())?;
     let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+async fn connect(addr: std::net::SocketAddr) -> Result<H1, String> {
+    let stream = tcp(addr).await?;
     let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|_| "connect".to_owned())?;
     tokio::spawn(conn);
     Ok(send)
+}
+
+async fn connect_h2(addr: std::net::SocketAddr) -> Result<H2, String> {
+    let stream = tcp(addr).await?;
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .map_err(|_| "connect".to_owned())?;
+    tokio::spawn(conn);
+    Ok(send)
+}
+
+impl Shared {
+    /// The next HTTP/2 connection in turn, (re)opened if it is not open: one open at a
+    /// time per slot, so a server that went away is not hit by a connect per request.
+    async fn h2(&self) -> Result<H2, String> {
+        let i = self.next_h2.fetch_add(1, Ordering::Relaxed) % self.h2.len().max(1);
+        let Some(slot) = self.h2.get(i) else {
+            return Err("connect".into());
+        };
+        let mut slot = slot.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        let c = connect_h2(self.addr).await?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+}
+
+fn request<U>(shared: &Shared, uri: U) -> hyper::http::request::Builder
+where
+    Uri: TryFrom<U>,
+    <Uri as TryFrom<U>>::Error: Into<hyper::http::Error>,
+{
+    let req = Request::builder().method(shared.method.clone()).uri(uri);
+    if shared.method == Method::POST {
+        req.header("content-type", "application/json")
+    } else {
+        req
+    }
 }
 
 /// What one answer took, seconds.
@@ -740,32 +844,42 @@ fn json_events(data: &[u8]) -> u32 {
 /// One request and its whole answer.
 async fn exchange(
     shared: &Shared,
-    conn: &mut Option<Conn>,
+    link: &mut Link,
     due: Instant,
     body: Option<Bytes>,
 ) -> Result<Timing, String> {
-    let reusable = match conn.as_mut() {
-        Some(c) => c.ready().await.is_ok(),
-        None => false,
+    let body = Full::new(body.unwrap_or_else(|| shared.body.clone()));
+    let resp = match link {
+        Link::H1(conn) => {
+            let reusable = match conn.as_mut() {
+                Some(c) => c.ready().await.is_ok(),
+                None => false,
+            };
+            if !reusable {
+                // None yet, or closed by the server while idle.
+                *conn = Some(connect(shared.addr).await?);
+            }
+            let Some(c) = conn.as_mut() else {
+                return Err("connect".into());
+            };
+            // Origin form and a Host header (RFC 9112 §3.2).
+            let req = request(shared, shared.target.as_str())
+                .header("host", shared.authority.as_str())
+                .body(body)
+                .map_err(|_| "request".to_owned())?;
+            c.send_request(req).await.map_err(|_| "io".to_owned())?
+        }
+        Link::H2 => {
+            let mut c = shared.h2().await?;
+            // The whole URI: :scheme and :authority come from it (RFC 9113 §8.3.1).
+            let req = request(shared, shared.cfg.url.clone())
+                .body(body)
+                .map_err(|_| "request".to_owned())?;
+            // Waits while the server's stream limit is reached.
+            c.ready().await.map_err(|_| "io".to_owned())?;
+            c.send_request(req).await.map_err(|_| "io".to_owned())?
+        }
     };
-    if !reusable {
-        // None yet, or closed by the server while idle.
-        *conn = Some(connect(shared.addr).await?);
-    }
-    let Some(c) = conn.as_mut() else {
-        return Err("connect".into());
-    };
-    let mut req = Request::builder()
-        .method(shared.method.clone())
-        .uri(shared.target.as_str())
-        .header("host", shared.authority.as_str());
-    if shared.method == Method::POST {
-        req = req.header("content-type", "application/json");
-    }
-    let req = req
-        .body(Full::new(body.unwrap_or_else(|| shared.body.clone())))
-        .map_err(|_| "request".to_owned())?;
-    let resp = c.send_request(req).await.map_err(|_| "io".to_owned())?;
     let status = resp.status();
     let mut body = resp.into_body();
     let stream = shared.cfg.shape.stream;
@@ -819,7 +933,7 @@ pub fn render_text(r: &Report) -> String {
         None => "-".into(),
     };
     let mut out = String::new();
-    let _ = writeln!(out, "{} ({} loop)", r.url, r.mode);
+    let _ = writeln!(out, "{} ({} loop, {})", r.url, r.mode, r.protocol);
     let _ = writeln!(out, "  sent        {}", r.sent);
     let _ = writeln!(
         out,

@@ -192,3 +192,58 @@ async fn metrics_text(addr: SocketAddr) -> String {
     s.read_to_string(&mut out).await.expect("read");
     out
 }
+
+/// The emulator's count of requests received over `version` (`HTTP/1.1`, `HTTP/2`).
+async fn requests_over(emu: &Emulator, version: &str) -> u64 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(emu.local_addr())
+        .await
+        .expect("connect");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.expect("read");
+    let line = format!("podscale_emulator_http_requests_total{{version=\"{version}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(line.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {line}in {text}"))
+}
+
+/// `--http2`: many requests multiplexed on two h2c connections, open and closed loop;
+/// every one of them reached the server over HTTP/2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_multiplexes_requests_and_counts_add_up() {
+    let emu = emulator(&[]).await;
+    let url = format!("http://{}/v1/chat/completions", emu.local_addr());
+    let mut cfg = Config::new(&url, constant(300.0), 1.0).expect("config");
+    cfg.http2 = true;
+    cfg.connections = 2;
+    cfg.shape = RequestShape {
+        prompt_tokens: 8,
+        max_tokens: 8,
+        stream: true,
+        model: None,
+    };
+    let report = run(cfg, &mut |_| {}).await.expect("run");
+    assert_eq!(report.protocol, "HTTP/2");
+    assert_eq!(report.sent, 300, "{report:?}");
+    assert_eq!(report.completed, 300, "{report:?}");
+    assert!(report.ttft.is_some(), "{report:?}");
+
+    let mut cfg = Config::new(&url, Mode::Closed { concurrency: 16 }, 0.5).expect("config");
+    cfg.http2 = true;
+    cfg.connections = 2;
+    let closed = run(cfg, &mut |_| {}).await.expect("run");
+    assert_eq!(closed.error_total(), 0, "{closed:?}");
+    assert!(closed.completed > 0, "{closed:?}");
+    assert_eq!(closed.sent, closed.completed);
+
+    assert_eq!(
+        requests_over(&emu, "HTTP/2").await,
+        report.sent + closed.sent
+    );
+    // Only this scrape came over HTTP/1.1.
+    assert_eq!(requests_over(&emu, "HTTP/1.1").await, 2);
+}
