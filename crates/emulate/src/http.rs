@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use crate::Shared;
-use crate::engine::{Cmd, InFlight, Progress};
+use crate::engine::{AbortOnDrop, Cmd, InFlight, Progress};
 use crate::metrics::{E2E_BUCKETS, PromHistogram, Snapshot, TTFT_BUCKETS, render};
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -161,6 +161,7 @@ async fn metrics(inner: &Shared) -> Response<Body> {
             prompt_tokens: inner.instant_prompt.load(Ordering::Relaxed),
             generation_tokens: inner.instant_generation.load(Ordering::Relaxed),
             success: inner.instant_success.load(Ordering::Relaxed),
+            aborted: 0,
             errors: 0,
             ttft: PromHistogram::new(TTFT_BUCKETS),
             e2e: PromHistogram::new(E2E_BUCKETS),
@@ -413,17 +414,31 @@ async fn completion(inner: Shared, req: Request<Incoming>, chat: bool) -> Respon
             "model stopped",
         );
     }
+    // From here the model holds the request: if this handler is dropped (hyper drops
+    // it when the client closes the connection) or the stream's reader goes away, the
+    // guard aborts it.
+    let mut abort = AbortOnDrop {
+        tx: inner.tx.clone(),
+        id: job.id,
+        armed: true,
+    };
     if job.stream {
         let (body_tx, body_rx) = mpsc::channel::<Bytes>(64);
         let inner2 = Arc::clone(&inner);
-        tokio::spawn(stream_task(inner2, job, rx, body_tx, guard));
+        tokio::spawn(stream_task(inner2, job, rx, body_tx, (guard, abort)));
         return sse_response(ChannelBody { rx: body_rx }.boxed_unsync());
     }
     loop {
         let state = *rx.borrow_and_update();
         match state {
-            Progress::Done => return json_response(StatusCode::OK, &final_json(&inner, &job)),
-            Progress::TimedOut => return timed_out(),
+            Progress::Done => {
+                abort.armed = false;
+                return json_response(StatusCode::OK, &final_json(&inner, &job));
+            }
+            Progress::TimedOut => {
+                abort.armed = false;
+                return timed_out();
+            }
             Progress::Queued | Progress::Tokens(_) => {}
         }
         if rx.changed().await.is_err() {
@@ -562,7 +577,7 @@ async fn stream_task(
     job: Job,
     mut rx: watch::Receiver<Progress>,
     tx: mpsc::Sender<Bytes>,
-    guard: InFlight,
+    (guard, mut abort): (InFlight, AbortOnDrop),
 ) {
     let _guard = guard;
     let mut sse = Sse::new(&inner, &job);
@@ -574,6 +589,7 @@ async fn stream_task(
             Progress::Tokens(n) => (n.min(job.output), false),
             Progress::Done => (job.output, true),
             Progress::TimedOut => {
+                abort.armed = false;
                 let msg = json!({"error": {"message": "the request waited past the queue timeout",
                                             "type": "ServiceUnavailableError", "code": 503}});
                 let _ = tx
@@ -586,17 +602,21 @@ async fn stream_task(
             let bytes = sse.tokens(sent, upto);
             sent = upto;
             if tx.send(Bytes::from(bytes)).await.is_err() {
-                // The client went away; the model still finishes the request (vLLM
-                // would abort it, which this emulator does not model).
+                // The client went away: `abort` drops the request from the model.
                 return;
             }
         }
         if done {
+            abort.armed = false;
             let _ = tx.send(Bytes::from(sse.finish())).await;
             return;
         }
-        if rx.changed().await.is_err() {
-            return;
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() {
+                return;
+            },
+            // The client went away while the request waits or between tokens.
+            () = tx.closed() => return,
         }
     }
 }

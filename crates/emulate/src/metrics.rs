@@ -61,7 +61,10 @@ pub struct Snapshot {
     pub kv_usage: f64,
     pub prompt_tokens: u64,
     pub generation_tokens: u64,
+    /// Requests that ran to `max_tokens` (`finished_reason="length"`).
     pub success: u64,
+    /// Requests dropped because the client went away (`finished_reason="abort"`).
+    pub aborted: u64,
     pub errors: u64,
     pub ttft: PromHistogram,
     pub e2e: PromHistogram,
@@ -138,14 +141,17 @@ pub fn render(s: &Snapshot, model_name: &str) -> String {
         l,
         s.generation_tokens,
     );
-    metric(
-        &mut out,
-        "vllm:request_success_total",
-        "counter",
-        "Count of successfully processed requests.",
-        &format!("{l},finished_reason=\"length\""),
-        s.success,
+    // Every finish reason, as vLLM labels the counter for each `FinishReason` up front
+    // (vllm/v1/metrics/loggers.py): `stop` (never here: no stop strings), `length`,
+    // `abort` (the client went away).
+    let name = "vllm:request_success_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Count of successfully processed requests.\n# TYPE {name} counter"
     );
+    for (reason, n) in [("length", s.success), ("stop", 0), ("abort", s.aborted)] {
+        let _ = writeln!(out, "{name}{{{l},finished_reason=\"{reason}\"}} {n}");
+    }
     s.ttft.render(
         &mut out,
         "vllm:time_to_first_token_seconds",
