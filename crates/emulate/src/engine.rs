@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::clock::Clock;
-use crate::metrics::{E2E_BUCKETS, PromHistogram, Snapshot, TTFT_BUCKETS};
+use crate::metrics::{AtomicHistogram, E2E_BUCKETS, PromHistogram, Snapshot, TTFT_BUCKETS};
 use crate::{Config, Error, Shared};
 
 /// Where a request is.
@@ -85,6 +85,9 @@ pub struct Inner {
     pub(crate) instant_success: AtomicU64,
     pub(crate) instant_prompt: AtomicU64,
     pub(crate) instant_generation: AtomicU64,
+    /// `--instant` latencies (TTFT = e2e: the whole answer goes at once).
+    pub(crate) instant_ttft: AtomicHistogram,
+    pub(crate) instant_e2e: AtomicHistogram,
     /// Requests by protocol (HTTP/1.x, HTTP/2).
     pub(crate) http1_requests: AtomicU64,
     pub(crate) http2_requests: AtomicU64,
@@ -205,6 +208,8 @@ impl Emulator {
             instant_success: AtomicU64::new(0),
             instant_prompt: AtomicU64::new(0),
             instant_generation: AtomicU64::new(0),
+            instant_ttft: AtomicHistogram::new(TTFT_BUCKETS),
+            instant_e2e: AtomicHistogram::new(E2E_BUCKETS),
             http1_requests: AtomicU64::new(0),
             http2_requests: AtomicU64::new(0),
             rng: AtomicU64::new(seed),

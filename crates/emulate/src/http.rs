@@ -20,7 +20,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use crate::Shared;
 use crate::engine::{AbortOnDrop, Cmd, InFlight, Progress};
-use crate::metrics::{E2E_BUCKETS, PromHistogram, Snapshot, TTFT_BUCKETS, render};
+use crate::metrics::{Snapshot, render};
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -163,8 +163,8 @@ async fn metrics(inner: &Shared) -> Response<Body> {
             success: inner.instant_success.load(Ordering::Relaxed),
             aborted: 0,
             errors: 0,
-            ttft: PromHistogram::new(TTFT_BUCKETS),
-            e2e: PromHistogram::new(E2E_BUCKETS),
+            ttft: inner.instant_ttft.snapshot(),
+            e2e: inner.instant_e2e.snapshot(),
             http_requests: Default::default(),
         }
     } else {
@@ -324,6 +324,8 @@ fn parse_job(inner: &Shared, bytes: &[u8], chat: bool) -> Result<Job, Refusal> {
 }
 
 async fn completion(inner: Shared, req: Request<Incoming>, chat: bool) -> Response<Body> {
+    // vLLM times a request from its arrival at the server (`arrival_time`).
+    let arrived = Instant::now();
     if inner.draining.load(Ordering::Acquire) {
         inner.errors.fetch_add(1, Ordering::Relaxed);
         return error(
@@ -382,6 +384,10 @@ async fn completion(inner: Shared, req: Request<Incoming>, chat: bool) -> Respon
         );
     }
     if inner.cfg.instant {
+        // The answer is ready now: its first token and its end are the same instant.
+        let took = arrived.elapsed().as_secs_f64();
+        inner.instant_ttft.record(took);
+        inner.instant_e2e.record(took);
         inner.instant_success.fetch_add(1, Ordering::Relaxed);
         inner
             .instant_prompt

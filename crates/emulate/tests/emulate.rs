@@ -585,3 +585,32 @@ async fn a_client_that_goes_away_gets_its_request_aborted() {
     assert_eq!(metric(&done, LENGTH), 1.0, "{done}");
     assert_eq!(emu.in_flight(), 0);
 }
+
+/// `--instant` answers at once, and its TTFT and e2e histograms still count every
+/// answer (streamed or not), so dashboards on them stay meaningful.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instant_mode_records_latency_histograms() {
+    let mut c = config(model(2));
+    c.instant = true;
+    let emu = Emulator::start(c).await.expect("start");
+    let addr = emu.local_addr();
+    for stream in [false, true, false] {
+        let r = call(
+            addr,
+            "POST",
+            "/v1/completions",
+            Some(completion(10, 1000, stream)),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let text = call(addr, "GET", "/metrics", None).await.body;
+    for h in [
+        "vllm:time_to_first_token_seconds",
+        "vllm:e2e_request_latency_seconds",
+    ] {
+        assert_eq!(metric(&text, &format!("{h}_count")), 3.0, "{text}");
+        let inf = format!("{h}_bucket{{model_name=\"podscale-emulator\",le=\"+Inf\"}}");
+        assert_eq!(metric(&text, &inf), 3.0, "{text}");
+    }
+}
