@@ -31,10 +31,12 @@ pub enum LoadOutput {
 ///       --pattern step:from=10,to=100,at=30s --duration 60s -o json
 ///   podscale load http://127.0.0.1:8000/health --concurrency 64 --duration 10s
 ///   podscale load http://127.0.0.1:8000/v1/completions --http2 --rate 5000
+///   podscale load https://inference.example.com/v1/completions --rate 10
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The URL (plain http://).
+    /// The URL: http:// or https:// (verified against the system's trust store, or
+    /// --cacert).
     pub url: String,
     /// Requests per second (open loop).
     #[arg(long, conflicts_with_all = ["pattern", "concurrency"])]
@@ -69,10 +71,15 @@ pub struct Args {
     /// many at once on each (up to the server's stream limit).
     #[arg(long)]
     pub connections: Option<usize>,
-    /// HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1: requests are multiplexed
-    /// as streams over --connections connections.
+    /// HTTP/2 instead of HTTP/1.1: requests are multiplexed as streams over
+    /// --connections connections. Over http:// with prior knowledge (h2c), over
+    /// https:// by ALPN (a server that does not offer h2 gives `no_h2` errors).
     #[arg(long)]
     pub http2: bool,
+    /// https:// only: trust the CA certificates in this PEM file instead of the
+    /// system's (a private CA, a self-signed server).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
     /// Per-request timeout, from its intended send time.
     #[arg(long, value_parser = parse_secs, default_value = "60s")]
     pub timeout: f64,
@@ -145,6 +152,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let mut cfg = Config::new(&args.url, mode, duration)?;
     cfg.max_in_flight = args.max_in_flight;
     cfg.http2 = args.http2;
+    cfg.ca_file = args.cacert.clone();
     cfg.connections = args
         .connections
         .unwrap_or(if args.http2 { 4 } else { 1000 });

@@ -93,18 +93,22 @@ pub struct Config {
     pub shape: RequestShape,
     /// HTTP/2 with prior knowledge (h2c, RFC 9113 §3.3), each connection multiplexing
     /// up to the server's `SETTINGS_MAX_CONCURRENT_STREAMS` requests; else HTTP/1.1
-    /// with keep-alive, one request at a time per connection.
+    /// with keep-alive, one request at a time per connection. Over https:// the
+    /// protocol is offered by ALPN (`h2` or `http/1.1`).
     pub http2: bool,
+    /// https:// only: trust the certificates in this PEM file instead of the system's
+    /// (a private CA, a self-signed server).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Most requests one run may schedule (about 2 GB of task state at worst).
 pub const MAX_REQUESTS: f64 = 100_000_000.0;
 
 impl Config {
-    /// A run against `url` (plain `http://`; HTTP/1.1 with keep-alive).
+    /// A run against `url` (`http://` or `https://`; HTTP/1.1 with keep-alive).
     ///
     /// # Errors
-    /// [`Error::Url`] for anything but an absolute `http://` URL.
+    /// [`Error::Url`] for anything but an absolute `http://` or `https://` URL.
     pub fn new(url: &str, mode: Mode, duration: f64) -> Result<Self, Error> {
         let bad = |message: &str| Error::Url {
             url: url.into(),
@@ -112,9 +116,8 @@ impl Config {
         };
         let uri: Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
         match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => return Err(bad("https is not supported yet: use plain http://")),
-            _ => return Err(bad("give an absolute http:// URL")),
+            Some("http" | "https") => {}
+            _ => return Err(bad("give an absolute http:// or https:// URL")),
         }
         if uri.host().is_none() {
             return Err(bad("no host"));
@@ -128,6 +131,7 @@ impl Config {
             connections: 1000,
             shape: RequestShape::default(),
             http2: false,
+            ca_file: None,
         })
     }
 
@@ -220,7 +224,9 @@ pub struct Report {
     pub sent: u64,
     /// Answered with a 2xx status and a complete body.
     pub completed: u64,
-    /// Failures by kind: `status_503`, `connect`, `timeout`, `io`, `max_in_flight`.
+    /// Failures by kind: `status_503`, `connect`, `tls` (handshake, certificate),
+    /// `no_h2` (an https server that does not offer HTTP/2), `timeout`, `io`,
+    /// `max_in_flight`.
     pub errors: BTreeMap<String, u64>,
     /// Seconds from the first send to the last answer.
     pub elapsed: f64,
@@ -318,9 +324,13 @@ struct Stats {
     last_done: Instant,
 }
 
-#[derive(Debug)]
 struct Shared {
     cfg: Config,
+    /// https://: the TLS set-up and the name the certificate must carry.
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls::pki_types::ServerName<'static>,
+    )>,
     /// The HTTP/2 connections, shared by all requests (empty for HTTP/1.1).
     h2: Vec<tokio::sync::Mutex<Option<H2>>>,
     next_h2: AtomicUsize,
@@ -453,7 +463,16 @@ pub async fn run(
 ) -> Result<Report, Error> {
     cfg.check()?;
     let host = cfg.url.host().unwrap_or_default().to_owned();
-    let port = cfg.url.port_u16().unwrap_or(80);
+    let https = cfg.url.scheme_str() == Some("https");
+    let port = cfg.url.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let tls = if https {
+        Some(tls_connector(&cfg, host.trim_matches(['[', ']']))?)
+    } else {
+        if cfg.ca_file.is_some() {
+            return Err(Error::Config("--cacert is for https:// URLs".into()));
+        }
+        None
+    };
     let addr = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
         .await
         .ok()
@@ -481,6 +500,7 @@ pub async fn run(
         Vec::new()
     };
     let shared = Arc::new(Shared {
+        tls,
         h2,
         next_h2: AtomicUsize::new(0),
         cfg,
@@ -777,23 +797,137 @@ async fn tcp(addr: std::net::SocketAddr) -> Result<tokio::net::TcpStream, String
     Ok(stream)
 }
 
-async fn connect(addr: std::net::SocketAddr) -> Result<H1, String> {
-    let stream = tcp(addr).await?;
-    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+/// The TLS session over `stream` (https://), or `None` for http://.
+async fn tls(
+    shared: &Shared,
+    stream: tokio::net::TcpStream,
+) -> Result<
+    Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, tokio::net::TcpStream>,
+    String,
+> {
+    let Some((connector, name)) = &shared.tls else {
+        return Ok(Err(stream));
+    };
+    let tls = connector
+        .connect(name.clone(), stream)
         .await
-        .map_err(|_| "connect".to_owned())?;
+        .map_err(|_| "tls".to_owned())?;
+    if shared.cfg.http2 && tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+        // The server did not take `h2` in ALPN: it does not speak HTTP/2 over TLS.
+        return Err("no_h2".into());
+    }
+    Ok(Ok(tls))
+}
+
+async fn connect(shared: &Shared) -> Result<H1, String> {
+    let stream = tcp(shared.addr).await?;
+    let err = |_| "connect".to_owned();
+    let (send, conn) = match tls(shared, stream).await? {
+        Ok(tls) => {
+            let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(err)?;
+            tokio::spawn(conn);
+            return Ok(send);
+        }
+        Err(tcp) => hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(err)?,
+    };
     tokio::spawn(conn);
     Ok(send)
 }
 
-async fn connect_h2(addr: std::net::SocketAddr) -> Result<H2, String> {
-    let stream = tcp(addr).await?;
-    let (send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+async fn connect_h2(shared: &Shared) -> Result<H2, String> {
+    let stream = tcp(shared.addr).await?;
+    let err = |_| "connect".to_owned();
+    let exec = TokioExecutor::new();
+    let (send, conn) = match tls(shared, stream).await? {
+        Ok(tls) => {
+            let (send, conn) = hyper::client::conn::http2::handshake(exec, TokioIo::new(tls))
+                .await
+                .map_err(err)?;
+            tokio::spawn(conn);
+            return Ok(send);
+        }
+        Err(tcp) => hyper::client::conn::http2::handshake(exec, TokioIo::new(tcp))
             .await
-            .map_err(|_| "connect".to_owned())?;
+            .map_err(err)?,
+    };
     tokio::spawn(conn);
     Ok(send)
+}
+
+/// Largest `--cacert` file read.
+const MAX_CA_FILE: u64 = 4 << 20;
+
+/// The TLS client set-up for https://: ring (the workspace's one provider), the system's
+/// trust store (rustls-platform-verifier, as reqwest and kube use) or `--cacert`'s
+/// certificates, ALPN offering the protocol asked for.
+fn tls_connector(
+    cfg: &Config,
+    host: &str,
+) -> Result<
+    (
+        tokio_rustls::TlsConnector,
+        rustls::pki_types::ServerName<'static>,
+    ),
+    Error,
+> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use rustls_platform_verifier::BuilderVerifierExt as _;
+    let tls_err = |e: rustls::Error| Error::Config(format!("cannot set up TLS: {e}"));
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(tls_err)?;
+    let mut config = match &cfg.ca_file {
+        Some(path) => {
+            let shown = path.display();
+            let read = || -> Result<Vec<u8>, String> {
+                use std::io::Read as _;
+                let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+                let mut bytes = Vec::new();
+                f.take(MAX_CA_FILE + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| e.to_string())?;
+                if bytes.len() as u64 > MAX_CA_FILE {
+                    return Err(format!("larger than {MAX_CA_FILE} bytes"));
+                }
+                Ok(bytes)
+            };
+            let bytes = read().map_err(|e| Error::Config(format!("--cacert {shown}: {e}")))?;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(&bytes) {
+                let cert = cert.map_err(|e| {
+                    Error::Config(format!("--cacert {shown}: not PEM certificates: {e}"))
+                })?;
+                roots.add(cert).map_err(|e| {
+                    Error::Config(format!("--cacert {shown}: a certificate is invalid: {e}"))
+                })?;
+            }
+            if roots.is_empty() {
+                return Err(Error::Config(format!(
+                    "--cacert {shown}: no certificate in it"
+                )));
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        None => builder
+            .with_platform_verifier()
+            .map_err(tls_err)?
+            .with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![if cfg.http2 {
+        b"h2".to_vec()
+    } else {
+        b"http/1.1".to_vec()
+    }];
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|_| Error::Config(format!("{host:?} is not a valid TLS server name")))?;
+    Ok((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
 }
 
 impl Shared {
@@ -808,7 +942,7 @@ impl Shared {
         if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
-        let c = connect_h2(self.addr).await?;
+        let c = connect_h2(self).await?;
         *slot = Some(c.clone());
         Ok(c)
     }
@@ -857,7 +991,7 @@ async fn exchange(
             };
             if !reusable {
                 // None yet, or closed by the server while idle.
-                *conn = Some(connect(shared.addr).await?);
+                *conn = Some(connect(shared).await?);
             }
             let Some(c) = conn.as_mut() else {
                 return Err("connect".into());
