@@ -331,8 +331,9 @@ struct Shared {
         tokio_rustls::TlsConnector,
         rustls::pki_types::ServerName<'static>,
     )>,
-    /// The HTTP/2 connections, shared by all requests (empty for HTTP/1.1).
-    h2: Vec<tokio::sync::Mutex<Option<H2>>>,
+    /// The HTTP/2 connections, shared by all requests (empty for HTTP/1.1): each open
+    /// one, and a lock held while (re)connecting it.
+    h2: Vec<(Mutex<Option<H2>>, tokio::sync::Mutex<()>)>,
     next_h2: AtomicUsize,
     addr: std::net::SocketAddr,
     /// `host[:port]` for the Host header; the request target is the path and query.
@@ -494,7 +495,7 @@ pub async fn run(
     let start = Instant::now();
     let h2 = if cfg.http2 {
         (0..cfg.connections)
-            .map(|_| tokio::sync::Mutex::new(None))
+            .map(|_| (Mutex::new(None), tokio::sync::Mutex::new(())))
             .collect()
     } else {
         Vec::new()
@@ -935,15 +936,29 @@ impl Shared {
     /// time per slot, so a server that went away is not hit by a connect per request.
     async fn h2(&self) -> Result<H2, String> {
         let i = self.next_h2.fetch_add(1, Ordering::Relaxed) % self.h2.len().max(1);
-        let Some(slot) = self.h2.get(i) else {
+        let Some((open, connecting)) = self.h2.get(i) else {
             return Err("connect".into());
         };
-        let mut slot = slot.lock().await;
-        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(c.clone());
+        let current = || {
+            open.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_ref()
+                .filter(|c| !c.is_closed())
+                .cloned()
+        };
+        // Each request takes a connection: a short lock, no await, in the common case.
+        if let Some(c) = current() {
+            return Ok(c);
+        }
+        let _connecting = connecting.lock().await;
+        if let Some(c) = current() {
+            // Another request reconnected it meanwhile.
+            return Ok(c);
         }
         let c = connect_h2(self).await?;
-        *slot = Some(c.clone());
+        *open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(c.clone());
         Ok(c)
     }
 }
