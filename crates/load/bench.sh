@@ -1,7 +1,8 @@
 #!/bin/sh
 # Emulator capacity (--instant) and `podscale load` vs wrk against the same server, in
 # one run, with each generator's peak RSS. Needs wrk (Debian: apt-get install wrk) and
-# GNU time. Usage: crates/load/bench.sh [SECONDS] [CONNECTIONS]
+# GNU time. wrk speaks HTTP/1.1 only; the --http2 rows are podscale load's h2c over 4
+# connections against the same server. Usage: crates/load/bench.sh [SECONDS] [CONNECTIONS]
 set -eu
 SECS=${1:-5}
 CONNS=${2:-64}
@@ -45,3 +46,8 @@ PY
 run_load "podscale load -c$CONNS (closed loop)" closed "$CONNS"
 WRK_RATE=$(printf '%.0f' "$RPS")
 run_load "podscale load --rate $WRK_RATE (open)" rate "$WRK_RATE" "$CONNS"
+# HTTP/2 (h2c): the same requests multiplexed over 4 connections.
+export LOADBENCH_HTTP2=1
+run_load "podscale load --http2 -c$CONNS (closed)" closed "$CONNS" 4
+run_load "podscale load --http2 --rate $WRK_RATE (open)" rate "$WRK_RATE" 4
+unset LOADBENCH_HTTP2

@@ -30,10 +30,13 @@ pub enum LoadOutput {
 ///   podscale load http://127.0.0.1:8000/v1/chat/completions --stream \
 ///       --pattern step:from=10,to=100,at=30s --duration 60s -o json
 ///   podscale load http://127.0.0.1:8000/health --concurrency 64 --duration 10s
+///   podscale load http://127.0.0.1:8000/v1/completions --http2 --rate 5000
+///   podscale load https://inference.example.com/v1/completions --rate 10
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The URL (plain http://).
+    /// The URL: http:// or https:// (verified against the system's trust store, or
+    /// --cacert).
     pub url: String,
     /// Requests per second (open loop).
     #[arg(long, conflicts_with_all = ["pattern", "concurrency"])]
@@ -62,10 +65,21 @@ pub struct Args {
     /// an error (max_in_flight).
     #[arg(long, default_value_t = 10_000)]
     pub max_in_flight: usize,
-    /// Open loop: most connections open at once (HTTP/1.1 keep-alive). A request due
-    /// when all are busy waits for one, its latency counting from when it was due.
-    #[arg(long, default_value_t = 1000)]
-    pub connections: usize,
+    /// Most connections open at once (default 1000; 4 with --http2). HTTP/1.1
+    /// (keep-alive) carries one request at a time on each: a request due when all are
+    /// busy waits for one, its latency counting from when it was due. HTTP/2 carries
+    /// many at once on each (up to the server's stream limit).
+    #[arg(long)]
+    pub connections: Option<usize>,
+    /// HTTP/2 instead of HTTP/1.1: requests are multiplexed as streams over
+    /// --connections connections. Over http:// with prior knowledge (h2c), over
+    /// https:// by ALPN (a server that does not offer h2 gives `no_h2` errors).
+    #[arg(long)]
+    pub http2: bool,
+    /// https:// only: trust the CA certificates in this PEM file instead of the
+    /// system's (a private CA, a self-signed server).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
     /// Per-request timeout, from its intended send time.
     #[arg(long, value_parser = parse_secs, default_value = "60s")]
     pub timeout: f64,
@@ -137,7 +151,11 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     };
     let mut cfg = Config::new(&args.url, mode, duration)?;
     cfg.max_in_flight = args.max_in_flight;
-    cfg.connections = args.connections;
+    cfg.http2 = args.http2;
+    cfg.ca_file = args.cacert.clone();
+    cfg.connections = args
+        .connections
+        .unwrap_or(if args.http2 { 4 } else { 1000 });
     cfg.timeout = Duration::from_secs_f64(args.timeout.clamp(0.001, 86_400.0));
     cfg.shape = RequestShape {
         prompt_tokens: args.prompt_tokens,
@@ -161,13 +179,17 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let mut show = |p: Progress| {
         if live {
             let ms = |x: Option<f64>| x.map_or("-".into(), format_duration);
+            // The recent window first: what the server does now; the run's so far after.
             eprint!(
-                "\r\x1b[K{:>5}  sent {}  done {}  in flight {}  errors {}  p50 {}  p99 {}",
+                "\r\x1b[K{:>5}  sent {}  done {}  in flight {}  errors {}  last {}s p50 {} p99 {}  all p50 {} p99 {}",
                 format_duration(p.elapsed.round()),
                 p.sent,
                 p.completed,
                 p.in_flight,
                 p.errors,
+                podscale_load::RECENT_WINDOW,
+                ms(p.recent_p50),
+                ms(p.recent_p99),
                 ms(p.p50),
                 ms(p.p99)
             );

@@ -69,6 +69,11 @@ fn the_demo_scales_up_fails_no_request_and_leaves_nothing_behind() {
     assert!(html.contains("<h1>podscale demo</h1>"), "{html}");
     assert!(html.matches("<svg").count() >= 4, "charts: {html}");
     assert!(html.contains("inference_queue_depth as the controller read it"));
+    // The load's p50/p99 over the last seconds, sampled once a second.
+    assert!(
+        html.contains("Latency: p99 (thick) and p50 (thin)"),
+        "{html}"
+    );
     let left = replicas_of(pid);
     assert!(left.is_empty(), "replicas left behind: {left:?}");
     let scratch = std::env::temp_dir().join(format!("podscale-demo-{pid}"));

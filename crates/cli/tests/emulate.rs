@@ -318,3 +318,33 @@ fn podscale_metrics_reads_emulated_vllm_replicas_and_explain_decides_on_them() {
     let _ = a.wait();
     let _ = b.wait();
 }
+
+/// `podscale load --http2` against `podscale emulate` (h2c on its one port): counts add
+/// up, and the emulator saw every request over HTTP/2.
+#[test]
+fn load_over_http2_reaches_the_emulator_over_http2() {
+    let (mut emu, addr, _dir) = start_emulator(&[]);
+    let out = podscale()
+        .args(["load", &format!("http://{addr}/v1/completions"), "--http2"])
+        .args(["--rate", "200", "--duration", "1s", "--connections", "2"])
+        .args(["--max-tokens", "4", "--prompt-tokens", "16", "-o", "json"])
+        .output()
+        .expect("run podscale load");
+    let (status, metrics) = http(&addr, "GET", "/metrics", "");
+    terminate(&emu);
+    let _ = emu.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(r["protocol"], "HTTP/2", "{r:#}");
+    assert_eq!(r["sent"], 200, "{r:#}");
+    assert_eq!(r["completed"], 200, "{r:#}");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("podscale_emulator_http_requests_total{version=\"HTTP/2\"} 200\n"),
+        "{metrics}"
+    );
+}

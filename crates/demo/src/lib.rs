@@ -312,6 +312,10 @@ pub struct Sample {
     pub rate: f64,
     /// The current phase's p99 so far.
     pub p99: Option<f64>,
+    /// Latency of the requests completed in the last seconds
+    /// ([`podscale_load::RECENT_WINDOW`]): p50 and p99.
+    pub recent_p50: Option<f64>,
+    pub recent_p99: Option<f64>,
     pub sent: u64,
     pub errors: u64,
 }
@@ -325,13 +329,16 @@ impl Sample {
             .map(|(n, c, t)| format!("{n} {c}/{t}"))
             .collect();
         format!(
-            "{:>5}  {:<5}  replicas {:>2} desired {:>2} ready  {}  load {:>5.1} req/s  phase p99 {:<7}  failed {}",
+            "{:>5}  {:<5}  replicas {:>2} desired {:>2} ready  {}  load {:>5.1} req/s  p99 {:<7} (last {}s)  phase p99 {:<7}  failed {}",
             format!("{:.0}s", self.elapsed),
             self.phase,
             self.desired,
             self.ready,
             metrics.join("  "),
             self.rate,
+            self.recent_p99
+                .map_or_else(|| "-".to_owned(), format_duration),
+            podscale_load::RECENT_WINDOW,
             self.p99.map_or_else(|| "-".to_owned(), format_duration),
             self.errors
         )
@@ -461,6 +468,18 @@ impl LoadState {
     fn p99(&self) -> Option<f64> {
         self.phases.iter().rev().flatten().find_map(|p| p.p99)
     }
+
+    /// (p50, p99) of the last seconds, from the latest phase that completed requests
+    /// in them (at a phase change the next phase has just started; the last one's
+    /// stragglers are still in its own window).
+    fn recent(&self) -> (Option<f64>, Option<f64>) {
+        self.phases
+            .iter()
+            .rev()
+            .flatten()
+            .find(|p| p.recent_completed > 0)
+            .map_or((None, None), |p| (p.recent_p50, p.recent_p99))
+    }
 }
 
 /// The metrics of the HPA's status: (name, current, target).
@@ -524,6 +543,17 @@ fn metric_cells(hpa: &HorizontalPodAutoscaler) -> Vec<(String, String, String)> 
 pub struct Outcome {
     pub summary: Summary,
     pub series: RunSeries,
+    /// The load's latency over the last seconds, sampled with each row.
+    pub latency: Vec<LatencyPoint>,
+}
+
+/// The latency of the requests completed in the [`podscale_load::RECENT_WINDOW`]
+/// seconds before `t` (seconds from the start of the load); `None` when none did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyPoint {
+    pub t: f64,
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
 }
 
 /// The metrics as the report's charts show them: CPU in percent of the request, the
@@ -594,14 +624,19 @@ fn escape(s: &str) -> String {
 
 /// The HTML report: the summary, then the same charts as `podscale simulate --report`
 /// (load, replicas, each metric against its target, the queue), drawn from the live
-/// samples. There is no latency chart: the load reports latency per phase, not per
-/// second.
+/// samples, and the load's latency (p50 and p99 over the last seconds) before the
+/// queue, where the simulator's report has its latency chart.
 ///
 /// # Errors
 /// When the charts cannot be drawn (not expected with the SVG backend).
 pub fn report_html(outcome: &Outcome) -> Result<String, String> {
     let x_max = outcome.series.rows.last().map_or(1.0, |r| r.t).max(1.0);
-    let charts = podscale_sim::report::charts(&[&outcome.series], x_max, None)?;
+    let mut charts = podscale_sim::report::charts(&[&outcome.series], x_max, None)?;
+    if let Some(svg) = latency_chart(&outcome.latency, x_max)? {
+        // The simulator's last chart is the queue; latency goes before it, as there.
+        let at = charts.len().saturating_sub(1);
+        charts.insert(at, svg);
+    }
     let mut out = String::from(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
          <title>podscale demo report</title>\n<style>\n\
@@ -625,6 +660,96 @@ pub fn report_html(outcome: &Outcome) -> Result<String, String> {
          </body></html>\n",
     );
     Ok(out)
+}
+
+/// The latency chart, drawn like the simulator's (same size, fonts, axes), or `None`
+/// when no request completed.
+fn latency_chart(points: &[LatencyPoint], x_max: f64) -> Result<Option<String>, String> {
+    use plotters::prelude::*;
+    let y_max = points
+        .iter()
+        .flat_map(|p| [p.p50, p.p99])
+        .flatten()
+        .filter(|y| y.is_finite())
+        .fold(0.0, f64::max);
+    if y_max <= 0.0 {
+        return Ok(None);
+    }
+    // Minutes past 3 minutes, as the simulator's charts.
+    let (unit, unit_name) = if x_max >= 180.0 {
+        (60.0, "minutes")
+    } else {
+        (1.0, "seconds")
+    };
+    let blue = RGBColor(31, 119, 180);
+    type Value = fn(&LatencyPoint) -> Option<f64>;
+    let lines: [(&str, u32, Value); 2] = [("p99", 2, |p| p.p99), ("p50", 1, |p| p.p50)];
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (960, 300)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let title = format!(
+            "Latency: p99 (thick) and p50 (thin) of the requests completed in the last {}s",
+            podscale_load::RECENT_WINDOW
+        );
+        let mut c = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 17))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..(x_max / unit).max(1e-9), 0f64..y_max * 1.3)
+            .map_err(|e| e.to_string())?;
+        c.configure_mesh()
+            .x_labels(12)
+            .y_labels(6)
+            .x_label_formatter(&|x| podscale_model::units::trim_float(*x, 2))
+            .y_label_formatter(&|y| podscale_model::units::trim_float(*y, 3))
+            .x_desc(unit_name)
+            .y_desc("seconds")
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (name, width, value) in lines {
+            let style = ShapeStyle {
+                color: blue.to_rgba(),
+                filled: false,
+                stroke_width: width,
+            };
+            // A gap where no request completed (split at missing values).
+            let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+            for p in points {
+                match value(p) {
+                    Some(y) if y.is_finite() => {
+                        if let Some(run) = runs.last_mut() {
+                            run.push((p.t / unit, y));
+                        }
+                    }
+                    _ => runs.push(Vec::new()),
+                }
+            }
+            let mut labelled = false;
+            for run in runs.into_iter().filter(|r| !r.is_empty()) {
+                let anno = c
+                    .draw_series(LineSeries::new(run, style))
+                    .map_err(|e| e.to_string())?;
+                if !labelled {
+                    labelled = true;
+                    anno.label(name).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], blue.stroke_width(width))
+                    });
+                }
+            }
+        }
+        c.configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(200, 200, 200))
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(Some(svg))
 }
 
 fn ready_count(doc: &StatusDoc) -> usize {
@@ -723,7 +848,7 @@ impl View {
                 .map(|(n, c, t)| format!("  {n:<24}{c:>10} / {t}"))
                 .collect();
             let block = format!(
-                "{header}\n  {:<24}{:>10}   ({:.0}s)\n  {:<24}{:>10} desired, {} ready\n{}\n  {:<24}{:>10.1} req/s (sent {}, failed {})\n  {:<24}{:>10}\n",
+                "{header}\n  {:<24}{:>10}   ({:.0}s)\n  {:<24}{:>10} desired, {} ready\n{}\n  {:<24}{:>10.1} req/s (sent {}, failed {})\n  {:<24}{:>10}  (p50 {})\n  {:<24}{:>10}\n",
                 "phase",
                 s.phase,
                 s.elapsed,
@@ -735,6 +860,9 @@ impl View {
                 s.rate,
                 s.sent,
                 s.errors,
+                format!("p99 (last {}s)", podscale_load::RECENT_WINDOW),
+                s.recent_p99.map_or_else(|| "-".to_owned(), format_duration),
+                s.recent_p50.map_or_else(|| "-".to_owned(), format_duration),
                 "p99 (this phase)",
                 s.p99.map_or_else(|| "-".to_owned(), format_duration),
             );
@@ -932,6 +1060,7 @@ async fn drive_inner(
         tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     let mut last_proxied = 0u64;
     let mut rows = Vec::new();
+    let mut latency = Vec::new();
     let mut last_t = 0.0f64;
     let total = plan.total();
     loop {
@@ -940,10 +1069,10 @@ async fn drive_inner(
         let doc = running.status_doc();
         let desired = running.replicas().desired();
         track.observe(&doc, desired, step, peak_end);
-        let (sent, errors, p99) = {
+        let (sent, errors, p99, (recent_p50, recent_p99)) = {
             let st = state.lock().unwrap_or_else(PoisonError::into_inner);
             let (s, e) = st.totals();
-            (s, e, st.p99())
+            (s, e, st.p99(), st.recent())
         };
         // Requests reaching the proxy: sampled here, not from the load's own
         // once-a-second progress, so the rate does not alias.
@@ -968,10 +1097,17 @@ async fn drive_inner(
                 .unwrap_or_default(),
             rate,
             p99,
+            recent_p50,
+            recent_p99,
             sent,
             errors,
         };
         rows.push(row(&doc, &sample, proxied_step));
+        latency.push(LatencyPoint {
+            t,
+            p50: recent_p50,
+            p99: recent_p99,
+        });
         view.show(header, &sample);
         if t >= total || loads.iter().all(tokio::task::JoinHandle::is_finished) {
             break;
@@ -1013,14 +1149,21 @@ async fn drive_inner(
         scale_down_window_seconds: plan.scale_down_window,
         restarts: doc.restarts,
     };
+    let columns = metric_columns(&demo_hpa(plan)?);
+    // A sample taken before the HPA's first status has no metrics: the charts index
+    // every row by column, so give it unknown (NaN, a gap) values.
+    for r in &mut rows {
+        r.metrics.resize(columns.len(), f64::NAN);
+    }
     Ok(Outcome {
         summary,
         series: RunSeries {
             policy: "demo-hpa".into(),
             step: 1.0,
-            columns: metric_columns(&demo_hpa(plan)?),
+            columns,
             rows,
         },
+        latency,
     })
 }
 
@@ -1144,6 +1287,106 @@ mod tests {
         track.observe(&doc(at(50), ready), 1, step, peak_end);
         assert_eq!(track.scale_down, Some(at(50)));
         assert_eq!(secs_between(step, at(14)), 4.0);
+    }
+
+    fn progress(recent_completed: u64, recent_p99: Option<f64>) -> Progress {
+        Progress {
+            elapsed: 1.0,
+            sent: 10,
+            completed: 10,
+            errors: 0,
+            in_flight: 0,
+            p50: Some(0.1),
+            p99: Some(0.2),
+            recent_completed,
+            recent_p50: recent_p99.map(|p| p / 2.0),
+            recent_p99,
+        }
+    }
+
+    #[test]
+    fn recent_latency_comes_from_the_latest_phase_that_completed_requests() {
+        let mut st = LoadState::default();
+        assert_eq!(st.recent(), (None, None));
+        st.phases[0] = Some(progress(40, Some(0.3)));
+        assert_eq!(st.recent(), (Some(0.15), Some(0.3)));
+        // The ramp has just started and completed nothing yet: still the quiet phase's.
+        st.phases[1] = Some(progress(0, None));
+        assert_eq!(st.recent(), (Some(0.15), Some(0.3)));
+        st.phases[1] = Some(progress(3, Some(0.8)));
+        assert_eq!(st.recent(), (Some(0.4), Some(0.8)));
+    }
+
+    #[test]
+    fn the_report_draws_the_recent_latency_when_there_is_some() {
+        let t0 = Timestamp::from_second(1_000_000).expect("valid");
+        let plan = Plan::new(Duration::from_secs(40)).expect("valid");
+        let rows: Vec<Row> = (1..=10)
+            .map(|i| {
+                let sample = Sample {
+                    elapsed: f64::from(i),
+                    phase: "quiet",
+                    desired: 1,
+                    ready: 1,
+                    metrics: Vec::new(),
+                    rate: 1.0,
+                    p99: None,
+                    recent_p50: None,
+                    recent_p99: None,
+                    sent: 0,
+                    errors: 0,
+                };
+                let mut r = row(&doc(t0, Vec::new()), &sample, 1);
+                r.metrics = vec![50.0, 1.0];
+                r
+            })
+            .collect();
+        let outcome = |latency: Vec<LatencyPoint>| Outcome {
+            summary: Summary {
+                reaction_seconds: None,
+                ready_seconds: None,
+                peak_replicas: 1,
+                peak_ready_replicas: 1,
+                failed_requests: 0,
+                requests: 10,
+                errors: Default::default(),
+                scale_down_seconds: None,
+                final_replicas: 1,
+                min_replicas: 1,
+                p99_seconds: None,
+                duration_seconds: 10.0,
+                scale_down_window_seconds: 5,
+                restarts: 0,
+            },
+            series: RunSeries {
+                policy: "demo-hpa".into(),
+                step: 1.0,
+                columns: metric_columns(&demo_hpa(&plan).expect("hpa")),
+                rows: rows.clone(),
+            },
+            latency,
+        };
+        let title = "Latency: p99 (thick) and p50 (thin)";
+        let none = report_html(&outcome(Vec::new())).expect("report");
+        assert!(!none.contains(title), "no latency, no chart");
+        // A gap (nothing completed at 4 s) splits the lines instead of dropping to 0.
+        let points: Vec<LatencyPoint> = (1..=10)
+            .map(|i| LatencyPoint {
+                t: f64::from(i),
+                p50: (i != 4).then_some(0.05),
+                p99: (i != 4).then_some(0.25 * f64::from(i)),
+            })
+            .collect();
+        let html = report_html(&outcome(points)).expect("report");
+        assert!(html.contains(title), "{html}");
+        assert_eq!(
+            html.matches("<svg").count(),
+            none.matches("<svg").count() + 1
+        );
+        // Before the queue chart, as in the simulator's report.
+        let latency_at = html.find(title).expect("latency chart");
+        let queue_at = html.find("Requests waiting").expect("queue chart");
+        assert!(latency_at < queue_at);
     }
 
     #[test]

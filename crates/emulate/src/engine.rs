@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::clock::Clock;
-use crate::metrics::{E2E_BUCKETS, PromHistogram, Snapshot, TTFT_BUCKETS};
+use crate::metrics::{AtomicHistogram, E2E_BUCKETS, PromHistogram, Snapshot, TTFT_BUCKETS};
 use crate::{Config, Error, Shared};
 
 /// Where a request is.
@@ -34,7 +34,37 @@ pub(crate) enum Cmd {
         arrived: Instant,
         tx: watch::Sender<Progress>,
     },
+    /// The client went away: drop the request wherever it is.
+    Abort(u64),
     Snapshot(oneshot::Sender<Snapshot>),
+}
+
+/// Aborts its request when dropped while armed: the handler (or stream) was dropped
+/// because the client disconnected, so the model should stop working on it, as vLLM
+/// aborts a request whose connection closed.
+#[derive(Debug)]
+pub(crate) struct AbortOnDrop {
+    pub(crate) tx: mpsc::Sender<Cmd>,
+    pub(crate) id: u64,
+    pub(crate) armed: bool,
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let cmd = Cmd::Abort(self.id);
+        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.tx.try_send(cmd) {
+            // The model task is busy: hand the abort to a task rather than lose it.
+            let tx = self.tx.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = tx.send(cmd).await;
+                });
+            }
+        }
+    }
 }
 
 /// State shared by the HTTP handlers and the model task.
@@ -55,6 +85,12 @@ pub struct Inner {
     pub(crate) instant_success: AtomicU64,
     pub(crate) instant_prompt: AtomicU64,
     pub(crate) instant_generation: AtomicU64,
+    /// `--instant` latencies (TTFT = e2e: the whole answer goes at once).
+    pub(crate) instant_ttft: AtomicHistogram,
+    pub(crate) instant_e2e: AtomicHistogram,
+    /// Requests by protocol (HTTP/1.x, HTTP/2).
+    pub(crate) http1_requests: AtomicU64,
+    pub(crate) http2_requests: AtomicU64,
     rng: AtomicU64,
     burner: Burner,
 }
@@ -172,6 +208,10 @@ impl Emulator {
             instant_success: AtomicU64::new(0),
             instant_prompt: AtomicU64::new(0),
             instant_generation: AtomicU64::new(0),
+            instant_ttft: AtomicHistogram::new(TTFT_BUCKETS),
+            instant_e2e: AtomicHistogram::new(E2E_BUCKETS),
+            http1_requests: AtomicU64::new(0),
+            http2_requests: AtomicU64::new(0),
             rng: AtomicU64::new(seed),
         });
         tokio::spawn(run_model(Arc::clone(&inner), rx));
@@ -237,6 +277,8 @@ struct State {
     e2e: PromHistogram,
     success: u64,
     timed_out: u64,
+    /// Requests dropped because their client went away.
+    aborted: u64,
 }
 
 impl Observer<u64> for State {
@@ -303,6 +345,7 @@ async fn run_model(inner: Shared, mut rx: mpsc::Receiver<Cmd>) {
         e2e: PromHistogram::new(E2E_BUCKETS),
         success: 0,
         timed_out: 0,
+        aborted: 0,
     };
     let cpu = inner.cfg.model.usage.cpu.clone();
     let mut last = replica.counters();
@@ -351,6 +394,16 @@ async fn run_model(inner: Shared, mut rx: mpsc::Receiver<Cmd>) {
                     catch_up(&mut replica, now, &p, &mut st);
                     replica.arrive(Queued { arrival: now, input, output, tag: id }, now, &p, &mut st);
                 }
+                Some(Cmd::Abort(id)) => {
+                    // Gone before it finished (a late abort finds nothing: not counted).
+                    if st.slots.remove(&id).is_some() {
+                        let now = clock.now();
+                        catch_up(&mut replica, now, &p, &mut st);
+                        if replica.abort(id, now, &p, &mut st) {
+                            st.aborted += 1;
+                        }
+                    }
+                }
                 Some(Cmd::Snapshot(reply)) => {
                     let now = clock.now();
                     catch_up(&mut replica, now, &p, &mut st);
@@ -362,9 +415,11 @@ async fn run_model(inner: Shared, mut rx: mpsc::Receiver<Cmd>) {
                         prompt_tokens: c.prompt_tokens as u64,
                         generation_tokens: c.generation_tokens.floor() as u64,
                         success: st.success,
+                        aborted: st.aborted,
                         errors: st.timed_out,
                         ttft: st.ttft.clone(),
                         e2e: st.e2e.clone(),
+                        http_requests: Default::default(),
                     });
                 }
             },

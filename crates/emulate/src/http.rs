@@ -13,14 +13,14 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use crate::Shared;
-use crate::engine::{Cmd, InFlight, Progress};
-use crate::metrics::{E2E_BUCKETS, PromHistogram, Snapshot, TTFT_BUCKETS, render};
+use crate::engine::{AbortOnDrop, Cmd, InFlight, Progress};
+use crate::metrics::{Snapshot, render};
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -58,8 +58,11 @@ pub(crate) async fn serve(inner: Shared, listener: TcpListener, stop: watch::Rec
                 let inner = Arc::clone(&inner);
                 async move { Ok::<_, Infallible>(handle(inner, req).await) }
             });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
+            // HTTP/1.1, or HTTP/2 with prior knowledge (h2c: the client's preface says
+            // which), as `vllm serve` (uvicorn/h11) does not, but proxies and load
+            // generators in front of it may.
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
                 _ = &mut conn => {}
@@ -99,6 +102,12 @@ fn unix_now() -> u64 {
 }
 
 async fn handle(inner: Shared, req: Request<Incoming>) -> Response<Body> {
+    let version = if req.version() == hyper::Version::HTTP_2 {
+        &inner.http2_requests
+    } else {
+        &inner.http1_requests
+    };
+    version.fetch_add(1, Ordering::Relaxed);
     // A stall answers nothing, not even probes: like a process paused by a long GC.
     if let Some(until) = inner.clock.stalled_until() {
         tokio::time::sleep_until(until.into()).await;
@@ -152,9 +161,11 @@ async fn metrics(inner: &Shared) -> Response<Body> {
             prompt_tokens: inner.instant_prompt.load(Ordering::Relaxed),
             generation_tokens: inner.instant_generation.load(Ordering::Relaxed),
             success: inner.instant_success.load(Ordering::Relaxed),
+            aborted: 0,
             errors: 0,
-            ttft: PromHistogram::new(TTFT_BUCKETS),
-            e2e: PromHistogram::new(E2E_BUCKETS),
+            ttft: inner.instant_ttft.snapshot(),
+            e2e: inner.instant_e2e.snapshot(),
+            http_requests: Default::default(),
         }
     } else {
         let (tx, rx) = oneshot::channel();
@@ -178,6 +189,10 @@ async fn metrics(inner: &Shared) -> Response<Body> {
     };
     let mut snap = snap;
     snap.errors += inner.errors.load(Ordering::Relaxed);
+    snap.http_requests = [
+        ("HTTP/1.1", inner.http1_requests.load(Ordering::Relaxed)),
+        ("HTTP/2", inner.http2_requests.load(Ordering::Relaxed)),
+    ];
     full(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",
@@ -309,6 +324,8 @@ fn parse_job(inner: &Shared, bytes: &[u8], chat: bool) -> Result<Job, Refusal> {
 }
 
 async fn completion(inner: Shared, req: Request<Incoming>, chat: bool) -> Response<Body> {
+    // vLLM times a request from its arrival at the server (`arrival_time`).
+    let arrived = Instant::now();
     if inner.draining.load(Ordering::Acquire) {
         inner.errors.fetch_add(1, Ordering::Relaxed);
         return error(
@@ -367,6 +384,10 @@ async fn completion(inner: Shared, req: Request<Incoming>, chat: bool) -> Respon
         );
     }
     if inner.cfg.instant {
+        // The answer is ready now: its first token and its end are the same instant.
+        let took = arrived.elapsed().as_secs_f64();
+        inner.instant_ttft.record(took);
+        inner.instant_e2e.record(took);
         inner.instant_success.fetch_add(1, Ordering::Relaxed);
         inner
             .instant_prompt
@@ -399,17 +420,31 @@ async fn completion(inner: Shared, req: Request<Incoming>, chat: bool) -> Respon
             "model stopped",
         );
     }
+    // From here the model holds the request: if this handler is dropped (hyper drops
+    // it when the client closes the connection) or the stream's reader goes away, the
+    // guard aborts it.
+    let mut abort = AbortOnDrop {
+        tx: inner.tx.clone(),
+        id: job.id,
+        armed: true,
+    };
     if job.stream {
         let (body_tx, body_rx) = mpsc::channel::<Bytes>(64);
         let inner2 = Arc::clone(&inner);
-        tokio::spawn(stream_task(inner2, job, rx, body_tx, guard));
+        tokio::spawn(stream_task(inner2, job, rx, body_tx, (guard, abort)));
         return sse_response(ChannelBody { rx: body_rx }.boxed_unsync());
     }
     loop {
         let state = *rx.borrow_and_update();
         match state {
-            Progress::Done => return json_response(StatusCode::OK, &final_json(&inner, &job)),
-            Progress::TimedOut => return timed_out(),
+            Progress::Done => {
+                abort.armed = false;
+                return json_response(StatusCode::OK, &final_json(&inner, &job));
+            }
+            Progress::TimedOut => {
+                abort.armed = false;
+                return timed_out();
+            }
             Progress::Queued | Progress::Tokens(_) => {}
         }
         if rx.changed().await.is_err() {
@@ -548,7 +583,7 @@ async fn stream_task(
     job: Job,
     mut rx: watch::Receiver<Progress>,
     tx: mpsc::Sender<Bytes>,
-    guard: InFlight,
+    (guard, mut abort): (InFlight, AbortOnDrop),
 ) {
     let _guard = guard;
     let mut sse = Sse::new(&inner, &job);
@@ -560,6 +595,7 @@ async fn stream_task(
             Progress::Tokens(n) => (n.min(job.output), false),
             Progress::Done => (job.output, true),
             Progress::TimedOut => {
+                abort.armed = false;
                 let msg = json!({"error": {"message": "the request waited past the queue timeout",
                                             "type": "ServiceUnavailableError", "code": 503}});
                 let _ = tx
@@ -572,17 +608,21 @@ async fn stream_task(
             let bytes = sse.tokens(sent, upto);
             sent = upto;
             if tx.send(Bytes::from(bytes)).await.is_err() {
-                // The client went away; the model still finishes the request (vLLM
-                // would abort it, which this emulator does not model).
+                // The client went away: `abort` drops the request from the model.
                 return;
             }
         }
         if done {
+            abort.armed = false;
             let _ = tx.send(Bytes::from(sse.finish())).await;
             return;
         }
-        if rx.changed().await.is_err() {
-            return;
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() {
+                return;
+            },
+            // The client went away while the request waits or between tokens.
+            () = tx.closed() => return,
         }
     }
 }

@@ -53,6 +53,50 @@ impl PromHistogram {
     }
 }
 
+/// A [`PromHistogram`] that many threads record into without a lock (`--instant`
+/// mode, where a lock or a round trip to the model task per request would cost more
+/// than the request): a bucket search over ~20 bounds and three relaxed atomic adds.
+#[derive(Debug)]
+pub struct AtomicHistogram {
+    bounds: &'static [f64],
+    counts: Vec<std::sync::atomic::AtomicU64>,
+    /// The sum in nanoseconds (585 years of latency before it wraps).
+    sum_ns: std::sync::atomic::AtomicU64,
+    count: std::sync::atomic::AtomicU64,
+}
+
+impl AtomicHistogram {
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: bounds.iter().map(|_| Default::default()).collect(),
+            sum_ns: Default::default(),
+            count: Default::default(),
+        }
+    }
+
+    pub fn record(&self, secs: f64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(i) = self.bounds.iter().position(|&b| secs <= b) {
+            self.counts[i].fetch_add(1, Relaxed);
+        }
+        self.sum_ns.fetch_add((secs.max(0.0) * 1e9) as u64, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    /// What it holds now (each field read on its own: a scrape racing a request may
+    /// see it in the count and not yet in its bucket, as with any client library).
+    pub fn snapshot(&self) -> PromHistogram {
+        use std::sync::atomic::Ordering::Relaxed;
+        PromHistogram {
+            bounds: self.bounds,
+            counts: self.counts.iter().map(|c| c.load(Relaxed)).collect(),
+            sum: self.sum_ns.load(Relaxed) as f64 * 1e-9,
+            count: self.count.load(Relaxed),
+        }
+    }
+}
+
 /// Everything `/metrics` shows, read at one instant.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -61,10 +105,15 @@ pub struct Snapshot {
     pub kv_usage: f64,
     pub prompt_tokens: u64,
     pub generation_tokens: u64,
+    /// Requests that ran to `max_tokens` (`finished_reason="length"`).
     pub success: u64,
+    /// Requests dropped because the client went away (`finished_reason="abort"`).
+    pub aborted: u64,
     pub errors: u64,
     pub ttft: PromHistogram,
     pub e2e: PromHistogram,
+    /// Requests received by protocol version (label value, count).
+    pub http_requests: [(&'static str, u64); 2],
 }
 
 fn metric(
@@ -136,14 +185,17 @@ pub fn render(s: &Snapshot, model_name: &str) -> String {
         l,
         s.generation_tokens,
     );
-    metric(
-        &mut out,
-        "vllm:request_success_total",
-        "counter",
-        "Count of successfully processed requests.",
-        &format!("{l},finished_reason=\"length\""),
-        s.success,
+    // Every finish reason, as vLLM labels the counter for each `FinishReason` up front
+    // (vllm/v1/metrics/loggers.py): `stop` (never here: no stop strings), `length`,
+    // `abort` (the client went away).
+    let name = "vllm:request_success_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Count of successfully processed requests.\n# TYPE {name} counter"
     );
+    for (reason, n) in [("length", s.success), ("stop", 0), ("abort", s.aborted)] {
+        let _ = writeln!(out, "{name}{{{l},finished_reason=\"{reason}\"}} {n}");
+    }
     s.ttft.render(
         &mut out,
         "vllm:time_to_first_token_seconds",
@@ -164,6 +216,14 @@ pub fn render(s: &Snapshot, model_name: &str) -> String {
         "",
         s.waiting,
     );
+    let name = "podscale_emulator_http_requests_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} HTTP requests received, by protocol version.\n# TYPE {name} counter"
+    );
+    for (version, n) in s.http_requests {
+        let _ = writeln!(out, "{name}{{version=\"{version}\"}} {n}");
+    }
     metric(
         &mut out,
         "podscale_emulator_errors_total",
@@ -185,6 +245,21 @@ fn escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_atomic_histogram_snapshots_as_the_plain_one_records() {
+        let (a, mut p) = (
+            AtomicHistogram::new(TTFT_BUCKETS),
+            PromHistogram::new(TTFT_BUCKETS),
+        );
+        for v in [0.0004, 0.003, 0.003, 0.7, 5000.0] {
+            a.record(v);
+            p.record(v);
+        }
+        let s = a.snapshot();
+        assert_eq!((&s.counts, s.count), (&p.counts, p.count));
+        assert!((s.sum - p.sum).abs() < 1e-6, "{} vs {}", s.sum, p.sum);
+    }
 
     #[test]
     fn histograms_are_cumulative_with_an_inf_bucket() {

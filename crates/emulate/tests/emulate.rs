@@ -96,9 +96,12 @@ fn parse_sse(body: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The first sample of `name` (a metric name, or a name with its labels).
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .find(|l| {
+            l.starts_with(name) && (name.ends_with('}') || l[name.len()..].starts_with(['{', ' ']))
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in\n{text}"))
@@ -246,7 +249,13 @@ async fn metrics_move_with_load() {
     }
     let after = call(addr, "GET", "/metrics", None).await.body;
     assert_eq!(metric(&after, "vllm:num_requests_running"), 0.0);
-    assert_eq!(metric(&after, "vllm:request_success_total"), 6.0);
+    assert_eq!(
+        metric(
+            &after,
+            "vllm:request_success_total{model_name=\"podscale-emulator\",finished_reason=\"length\"}"
+        ),
+        6.0
+    );
     assert_eq!(metric(&after, "vllm:generation_tokens_total"), 240.0);
     assert_eq!(metric(&after, "vllm:prompt_tokens_total"), 60.0);
     assert_eq!(
@@ -476,4 +485,132 @@ async fn the_work_burns_the_cpu_the_model_says() {
         used >= 0.7,
         "the emulator used {used} CPU seconds for ~1.07 owed"
     );
+}
+
+/// Waits (bounded) until `/metrics` satisfies `ok`; returns the last exposition.
+async fn metrics_until(addr: SocketAddr, ok: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    for _ in 0..500 {
+        text = call(addr, "GET", "/metrics", None).await.body;
+        if ok(&text) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    text
+}
+
+/// A client that goes away mid-request (streaming or not) gets its request aborted, as
+/// vLLM does: its batch slot and KV cache are freed at once, and it is counted as
+/// `finished_reason="abort"`, not as a success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_gets_its_request_aborted() {
+    let emu = Emulator::start(config(model(2))).await.expect("start");
+    let addr = emu.local_addr();
+    const ABORTED: &str =
+        "vllm:request_success_total{model_name=\"podscale-emulator\",finished_reason=\"abort\"}";
+    const LENGTH: &str =
+        "vllm:request_success_total{model_name=\"podscale-emulator\",finished_reason=\"length\"}";
+    let running = |t: &str| metric(t, "vllm:num_requests_running");
+
+    // A stream of 1000 tokens (20 s): read its first token, then hang up.
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    let conn = tokio::spawn(conn);
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/completions")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(
+            completion(10, 1000, true).to_string(),
+        )))
+        .expect("request");
+    let resp = send.send_request(req).await.expect("response");
+    let mut body = resp.into_body();
+    let first = body.frame().await.expect("a frame").expect("data");
+    assert!(first.data_ref().is_some_and(|d| d.starts_with(b"data: ")));
+    let busy = call(addr, "GET", "/metrics", None).await.body;
+    assert_eq!(running(&busy), 1.0, "{busy}");
+    assert!(metric(&busy, "vllm:kv_cache_usage_perc") > 0.0, "{busy}");
+    drop(body);
+    drop(send);
+    conn.abort();
+    let after = metrics_until(addr, |t| running(t) == 0.0 && metric(t, ABORTED) == 1.0).await;
+    assert_eq!(running(&after), 0.0, "{after}");
+    assert_eq!(metric(&after, ABORTED), 1.0, "{after}");
+    assert_eq!(metric(&after, "vllm:kv_cache_usage_perc"), 0.0, "{after}");
+    // It produced some tokens before it went; they count.
+    assert!(
+        metric(&after, "vllm:generation_tokens_total") >= 1.0,
+        "{after}"
+    );
+
+    // Not streaming: the connection closes while the request runs.
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    let conn = tokio::spawn(conn);
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/completions")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(
+            completion(10, 1000, false).to_string(),
+        )))
+        .expect("request");
+    let pending = tokio::spawn(async move { send.send_request(req).await.map(|_| ()) });
+    let busy = metrics_until(addr, |t| running(t) == 1.0).await;
+    assert_eq!(running(&busy), 1.0, "{busy}");
+    pending.abort();
+    conn.abort();
+    let after = metrics_until(addr, |t| running(t) == 0.0 && metric(t, ABORTED) == 2.0).await;
+    assert_eq!(running(&after), 0.0, "{after}");
+    assert_eq!(metric(&after, ABORTED), 2.0, "{after}");
+    assert_eq!(metric(&after, LENGTH), 0.0, "{after}");
+    // The freed slots serve the next request at once.
+    let r = call(
+        addr,
+        "POST",
+        "/v1/completions",
+        Some(completion(10, 2, false)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let done = call(addr, "GET", "/metrics", None).await.body;
+    assert_eq!(metric(&done, LENGTH), 1.0, "{done}");
+    assert_eq!(emu.in_flight(), 0);
+}
+
+/// `--instant` answers at once, and its TTFT and e2e histograms still count every
+/// answer (streamed or not), so dashboards on them stay meaningful.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instant_mode_records_latency_histograms() {
+    let mut c = config(model(2));
+    c.instant = true;
+    let emu = Emulator::start(c).await.expect("start");
+    let addr = emu.local_addr();
+    for stream in [false, true, false] {
+        let r = call(
+            addr,
+            "POST",
+            "/v1/completions",
+            Some(completion(10, 1000, stream)),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let text = call(addr, "GET", "/metrics", None).await.body;
+    for h in [
+        "vllm:time_to_first_token_seconds",
+        "vllm:e2e_request_latency_seconds",
+    ] {
+        assert_eq!(metric(&text, &format!("{h}_count")), 3.0, "{text}");
+        let inf = format!("{h}_bucket{{model_name=\"podscale-emulator\",le=\"+Inf\"}}");
+        assert_eq!(metric(&text, &inf), 3.0, "{text}");
+    }
 }

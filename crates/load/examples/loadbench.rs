@@ -7,7 +7,9 @@
 //! ```
 //! `serve` prints `listening ADDR` and serves until killed (the model file in
 //! `LOADBENCH_MODEL` if set). `load` sends `LOADBENCH_MAX_TOKENS` (16) per request,
-//! streamed when `LOADBENCH_STREAM` is set. `load` prints the JSON report
+//! streamed when `LOADBENCH_STREAM` is set, over HTTP/2 (h2c) when `LOADBENCH_HTTP2` is
+//! set (the optional last argument is then the connection count, as for HTTP/1.1).
+//! `load` prints the JSON report
 //! and the process's peak RSS (VmHWM). `crates/load/bench.sh` runs the comparison.
 use std::net::SocketAddr;
 
@@ -63,6 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(16);
             cfg.shape.stream = std::env::var_os("LOADBENCH_STREAM").is_some();
+            cfg.http2 = std::env::var_os("LOADBENCH_HTTP2").is_some();
             if let Some(c) = args.get(5) {
                 cfg.connections = c.parse()?;
             }

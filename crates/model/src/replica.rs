@@ -228,6 +228,25 @@ impl<T: Copy> DecodeHeap<T> {
         Some(d)
     }
 
+    /// Takes out the first request `f` picks, wherever it is in the heap. The heap is
+    /// rebuilt (O(batch), for rare aborts), so the order of the others is kept.
+    fn remove_where(&mut self, f: impl Fn(&Decoding<T>) -> bool) -> Option<Decoding<T>> {
+        let pos = self
+            .heap
+            .iter()
+            .position(|e| f(&self.slab[e.index as usize]))?;
+        let entry = self.heap.swap_remove(pos);
+        for (i, e) in std::mem::take(&mut self.heap).into_iter().enumerate() {
+            self.heap.push(e);
+            self.sift_up(0, i);
+        }
+        let slot = &mut self.slab[entry.index as usize];
+        let d = *slot;
+        slot.input = self.free;
+        self.free = entry.index;
+        Some(d)
+    }
+
     fn clear(&mut self) {
         self.heap.clear();
         self.slab.clear();
@@ -499,6 +518,55 @@ impl<T: Copy> Replica<T> {
             rec.waited(p.queue_timeout);
             rec.timed_out(tag);
         }
+    }
+
+    /// Drops the request tagged `tag` wherever it is (its client went away): it leaves
+    /// the queue, or frees its batch slot and KV cache, as vLLM aborts a request whose
+    /// connection closed (`AsyncLLM.abort`); the tokens it generated still count.
+    /// Returns whether the replica held it.
+    pub fn abort(&mut self, tag: T, now: f64, p: &ServerParams, rec: &mut impl Observer<T>) -> bool
+    where
+        T: PartialEq,
+    {
+        self.advance(now, p);
+        if let Some(i) = self.waiting.iter().position(|q| q.tag == tag) {
+            if let Some(q) = self.waiting.remove(i) {
+                rec.dequeued(1);
+                rec.waited(now - q.arrival);
+            }
+            rec.aborted(1);
+            return true;
+        }
+        if let Some(i) = self.prefill.iter().position(|q| q.tag == tag) {
+            let Some(q) = self.prefill.remove(i) else {
+                return false;
+            };
+            self.kv_reserved -= u64::from(q.input) + u64::from(q.output);
+            if i == 0 {
+                // The next one's prefill starts now.
+                self.prefill_end = match self.prefill.front() {
+                    Some(next) => now + f64::from(next.input) * p.prefill_seconds_per_token,
+                    None => f64::INFINITY,
+                };
+            }
+        } else if let Some(d) = self.decode.remove_where(|d| d.tag == tag) {
+            self.sum_v_start -= d.v_start;
+            self.sum_input_decoding -= f64::from(d.input);
+            self.kv_reserved -= u64::from(d.input) + u64::from(d.output);
+            let done = (self.v - d.v_start + EPS_TOKENS).floor().max(0.0);
+            self.generated_done += (1.0 + done).min(f64::from(d.output)) as u64;
+            if self.decode.is_empty() {
+                self.v = 0.0;
+                self.sum_v_start = 0.0;
+                self.sum_input_decoding = 0.0;
+            }
+        } else {
+            return false;
+        }
+        rec.aborted(1);
+        // The freed slot and KV room go to the queue's head at once.
+        self.admit(now, p, rec);
+        true
     }
 
     /// Kills everything the replica holds (end of the termination grace period).
@@ -822,6 +890,70 @@ mod tests {
                 ours.clear();
                 std_heap.clear();
             }
+        }
+    }
+
+    #[test]
+    fn an_aborted_request_frees_its_slot_and_kv_for_the_queue() {
+        #[derive(Default)]
+        struct Done(Vec<u32>, u64);
+        impl Observer<u32> for Done {
+            fn enqueued(&mut self, _: u64) {}
+            fn dequeued(&mut self, _: u64) {}
+            fn waited(&mut self, _: f64) {}
+            fn timed_out(&mut self, _: u32) {}
+            fn aborted(&mut self, n: u64) {
+                self.1 += n;
+            }
+            fn complete(&mut self, tag: u32, _: f64, _: f64) {
+                self.0.push(tag);
+            }
+        }
+        let p = params();
+        let mut r: Replica<u32> = Replica::new(0.0);
+        let mut rec = Done::default();
+        for tag in 0..6 {
+            let q = Queued {
+                arrival: 0.0,
+                input: 10,
+                output: 50,
+                tag,
+            };
+            r.arrive(q, 0.0, &p, &mut rec);
+        }
+        assert_eq!((r.running(), r.waiting()), (4, 2));
+        // Into the decode phase of the first ones.
+        while r.next_event(&p) < 0.1 {
+            let t = r.next_event(&p);
+            r.on_event(t, &p, &mut rec);
+        }
+        let now = 0.1;
+        assert!(rec.0.is_empty() && r.decode.len() == 4);
+        let kv = r.kv_reserved;
+        // A decoding request: its slot and KV room go to the queue's head.
+        assert!(r.abort(1, now, &p, &mut rec));
+        assert_eq!((r.running(), r.waiting()), (4, 1));
+        assert_eq!(r.kv_reserved, kv, "one out (60 tokens), one in (60)");
+        // A waiting one leaves the queue; an unknown or finished one is no-op.
+        assert!(r.abort(5, now, &p, &mut rec));
+        assert_eq!((r.running(), r.waiting()), (4, 0));
+        assert!(!r.abort(1, now, &p, &mut rec));
+        assert!(!r.abort(99, now, &p, &mut rec));
+        run_until_idle_tagged(&mut r, &p, &mut rec);
+        rec.0.sort_unstable();
+        assert_eq!(rec.0, vec![0, 2, 3, 4]);
+        assert_eq!(rec.1, 2);
+        assert_eq!(r.kv_reserved, 0);
+        assert_eq!(r.kv_usage(&p), 0.0);
+    }
+
+    fn run_until_idle_tagged(r: &mut Replica<u32>, p: &ServerParams, rec: &mut impl Observer<u32>) {
+        loop {
+            let t = r.next_event(p);
+            if !t.is_finite() {
+                return;
+            }
+            r.on_event(t, p, rec);
         }
     }
 }
