@@ -230,7 +230,8 @@ async fn metrics_move_with_load() {
         })
         .collect();
     let mut busy = String::new();
-    for _ in 0..100 {
+    // Generous: on a loaded machine the six requests may take a while to be admitted.
+    for _ in 0..500 {
         busy = call(addr, "GET", "/metrics", None).await.body;
         if metric(&busy, "vllm:num_requests_running") == 2.0 {
             break;
@@ -474,7 +475,9 @@ async fn the_work_burns_the_cpu_the_model_says() {
     .await;
     assert_eq!(r.status, 200);
     let mut used = 0.0;
-    for _ in 0..60 {
+    // Up to 30 s of waiting: on a shared machine the burning thread may be starved
+    // for a while; what is asserted is CPU time, not how fast it was used.
+    for _ in 0..300 {
         used = cpu_seconds() - before;
         if used >= 0.7 {
             break;
