@@ -314,12 +314,22 @@ pub async fn run(
         let c = controller.clone();
         let lead = may_write.clone();
         let render: Render = Arc::new(move || {
-            let t = c.target();
+            let views = c.views();
+            // What podscale would set the target to is the last sync's decision, even
+            // when it needed no write (the target already had it): not the last value
+            // the Shadow was asked to write, which would stay stale then.
+            let recommended = |k: &Key| {
+                views
+                    .binary_search_by(|(key, _)| key.cmp(k))
+                    .ok()
+                    .and_then(|i| views[i].1.last.as_ref())
+                    .and_then(|last| last.desired_replicas)
+            };
             admin::render(
                 &c.stats().snapshot(),
-                &c.views(),
+                &views,
                 *lead.borrow(),
-                &|k: &Key| t.recommendation(k),
+                &recommended,
                 true,
             )
         });
