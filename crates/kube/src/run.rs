@@ -252,15 +252,31 @@ pub async fn run(
     opts: RunOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
+    let mut opts = opts;
+    // The controller reads the metrics APIs through its own connection: a config
+    // without a `kubernetes:` section (or no config at all) gets the default one, so a
+    // metric `metrics:` does not list is read from custom.metrics.k8s.io /
+    // external.metrics.k8s.io as the HPA controller reads it, instead of failing with
+    // "podscale.yaml has no external metric named …".
+    if opts.metrics.kubernetes.is_none() {
+        opts.metrics.kubernetes = Some(
+            serde_json::from_value(serde_json::json!({}))
+                .map_err(|e| RunError::Config(format!("metric sources: {e}")))?,
+        );
+    }
     let mut sources = Sources::from_config(&opts.metrics)
         .map_err(|e| RunError::Config(format!("metric sources: {e}")))?;
-    let kube_timeout = opts
-        .metrics
-        .kubernetes
-        .as_ref()
-        .map_or(Duration::from_secs(10), |k| k.timeout);
-    // The metrics APIs through the controller's own connection.
-    sources.kube = Some(KubeMetrics::new(client.clone(), kube_timeout));
+    // The metrics APIs through the controller's own connection, bounded as the config
+    // says.
+    sources.kube = opts.metrics.kubernetes.as_ref().map(|k| {
+        KubeMetrics::new(client.clone(), k.timeout).with_limits(
+            podscale_metrics::kubernetes::Limits {
+                max_body_bytes: usize::try_from(k.max_response_size).unwrap_or(usize::MAX),
+                max_items: k.max_items,
+                ..Default::default()
+            },
+        )
+    });
 
     // Leadership: the lease task releases the lease once every receiver is dropped.
     let (may_write, lease_task, _always) = match &opts.lease {
