@@ -263,6 +263,13 @@ impl FakeApi {
         self.answer_whole(&mut s, method, uri, body).map(Body::new)
     }
 
+    fn answer_fake(&self, s: &mut State, seg: &[&str]) -> Response<Full<Bytes>> {
+        match seg {
+            ["fake", "calls"] => json_response(StatusCode::OK, &json!(s.calls)),
+            _ => status(404, "NotFound", "no such fake endpoint"),
+        }
+    }
+
     fn answer_whole(
         &self,
         s: &mut State,
@@ -274,6 +281,7 @@ impl FakeApi {
         let seg: Vec<&str> = path.trim_matches('/').split('/').collect();
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let kind = match seg.as_slice() {
+            ["fake", ..] => return self.answer_fake(s, &seg),
             [.., "scale"] => "scale",
             [.., "status"] => "status",
             [.., "pods"] => "pods",
