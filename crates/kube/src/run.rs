@@ -252,15 +252,31 @@ pub async fn run(
     opts: RunOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
+    let mut opts = opts;
+    // The controller reads the metrics APIs through its own connection: a config
+    // without a `kubernetes:` section (or no config at all) gets the default one, so a
+    // metric `metrics:` does not list is read from custom.metrics.k8s.io /
+    // external.metrics.k8s.io as the HPA controller reads it, instead of failing with
+    // "podscale.yaml has no external metric named …".
+    if opts.metrics.kubernetes.is_none() {
+        opts.metrics.kubernetes = Some(
+            serde_json::from_value(serde_json::json!({}))
+                .map_err(|e| RunError::Config(format!("metric sources: {e}")))?,
+        );
+    }
     let mut sources = Sources::from_config(&opts.metrics)
         .map_err(|e| RunError::Config(format!("metric sources: {e}")))?;
-    let kube_timeout = opts
-        .metrics
-        .kubernetes
-        .as_ref()
-        .map_or(Duration::from_secs(10), |k| k.timeout);
-    // The metrics APIs through the controller's own connection.
-    sources.kube = Some(KubeMetrics::new(client.clone(), kube_timeout));
+    // The metrics APIs through the controller's own connection, bounded as the config
+    // says.
+    sources.kube = opts.metrics.kubernetes.as_ref().map(|k| {
+        KubeMetrics::new(client.clone(), k.timeout).with_limits(
+            podscale_metrics::kubernetes::Limits {
+                max_body_bytes: usize::try_from(k.max_response_size).unwrap_or(usize::MAX),
+                max_items: k.max_items,
+                ..Default::default()
+            },
+        )
+    });
 
     // Leadership: the lease task releases the lease once every receiver is dropped.
     let (may_write, lease_task, _always) = match &opts.lease {
@@ -314,12 +330,22 @@ pub async fn run(
         let c = controller.clone();
         let lead = may_write.clone();
         let render: Render = Arc::new(move || {
-            let t = c.target();
+            let views = c.views();
+            // What podscale would set the target to is the last sync's decision, even
+            // when it needed no write (the target already had it): not the last value
+            // the Shadow was asked to write, which would stay stale then.
+            let recommended = |k: &Key| {
+                views
+                    .binary_search_by(|(key, _)| key.cmp(k))
+                    .ok()
+                    .and_then(|i| views[i].1.last.as_ref())
+                    .and_then(|last| last.desired_replicas)
+            };
             admin::render(
                 &c.stats().snapshot(),
-                &c.views(),
+                &views,
                 *lead.borrow(),
-                &|k: &Key| t.recommendation(k),
+                &recommended,
                 true,
             )
         });

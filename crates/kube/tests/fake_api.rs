@@ -297,6 +297,116 @@ async fn shadow_mode_recommends_and_never_writes() {
     assert!(recorder.get(&key).is_some_and(|r| r.status_writes >= 1));
 }
 
+/// A shadow controller over Autoscaler `web` whose scale-up policy allows 4 pods per
+/// 60 s, with the External metric `queue` at `queue`; runs until the returned sender
+/// stops it.
+async fn shadow_loop(
+    api: &FakeApi,
+    queue: i64,
+) -> (
+    Controller<Shadow<KubeTarget>, Queue, MemoryRecorder, TokioClock>,
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    api.lock().autoscalers.get_mut("web").expect("web")["spec"]["behavior"] = serde_json::json!(
+        {"scaleUp": {"stabilizationWindowSeconds": 0, "policies": [{"type": "Pods", "value": 4, "periodSeconds": 60}]}}
+    );
+    let c = Controller::new(
+        Shadow::new(KubeTarget::new(api.client())),
+        Queue(queue),
+        MemoryRecorder::new(16),
+        TokioClock::new(),
+        config(),
+        ControllerSettings::default(),
+    );
+    let (tx, rx) = mpsc::channel(4);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tx.send(
+        object(api, "web")
+            .to_update(&ControllerSettings::default())
+            .expect("update"),
+    )
+    .await
+    .expect("sent");
+    let run = tokio::spawn({
+        let c = c.clone();
+        async move { c.run(rx, stop_rx).await }
+    });
+    (c, stop_tx, run)
+}
+
+fn desired(c: &Controller<Shadow<KubeTarget>, Queue, MemoryRecorder, TokioClock>) -> Option<i32> {
+    c.view(&Key::new("default", "web"))
+        .and_then(|v| v.last)
+        .and_then(|l| l.desired_replicas)
+}
+
+#[tokio::test(start_paused = true)]
+async fn shadow_decisions_are_not_limited_by_scales_it_only_pretended() {
+    // Nobody scales the Deployment: the real controller, given that history, would
+    // recommend 6 (2 + the 4 pods the policy allows) at every sync. A shadow that
+    // counted its own pretend write as a scale event would find the policy budget
+    // spent and recommend 2 from the second sync on.
+    let api = with_web(2);
+    let (c, stop, run) = shadow_loop(&api, 60).await;
+    // Syncs at 0, 15, 30 and 45 s; each looked at one second later.
+    let mut seen = Vec::new();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for _ in 0..4 {
+        seen.push(desired(&c));
+        tokio::time::sleep(Duration::from_secs(15)).await;
+    }
+    stop.send(true).expect("stop");
+    run.await.expect("joined");
+    assert_eq!(seen, [Some(6); 4]);
+    assert_eq!(
+        c.view(&Key::new("default", "web")).map(|v| v.syncs),
+        Some(5)
+    );
+    assert!(
+        c.view(&Key::new("default", "web"))
+            .is_some_and(|v| v.history.scale_events.is_empty()),
+        "no scale event for a write that never happened"
+    );
+    assert!(api.lock().scale_updates.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn shadow_counts_the_scale_changes_it_sees_on_the_target() {
+    // At 5 s the built-in HPA scales the Deployment 2 -> 6 (spending its 4 pods per
+    // 60 s). Given that history the real controller keeps 6 until the minute is over,
+    // although the metric asks for 10; a shadow that ignored the change would say 10.
+    let api = with_web(2);
+    let (c, stop, run) = shadow_loop(&api, 100).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let first = desired(&c);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    {
+        let mut s = api.lock();
+        s.deployments.get_mut("web").expect("web").replicas = 6;
+        s.pods = (0..6)
+            .map(|i| common::pod(&format!("web-{i}"), true))
+            .collect();
+    }
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let after_change = desired(&c);
+    // The change was seen at 15 s: the budget it spent is free again from 75 s.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let after_the_period = desired(&c);
+    stop.send(true).expect("stop");
+    run.await.expect("joined");
+    assert_eq!(first, Some(6));
+    assert_eq!(after_change, Some(6));
+    assert_eq!(after_the_period, Some(10));
+    let events = c
+        .view(&Key::new("default", "web"))
+        .map(|v| v.history.scale_events)
+        .unwrap_or_default();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].replica_change, 4);
+    assert!(api.lock().scale_updates.is_empty());
+}
+
 #[tokio::test]
 async fn a_workload_a_standard_hpa_scales_is_refused() {
     let api = with_web(2);

@@ -10,6 +10,13 @@ use crate::target::{Key, Scale, ScaleTarget, TargetError};
 
 /// Reads through to the wrapped target; a write is recorded as a recommendation and
 /// reported as done, and the target is never touched.
+///
+/// The loop knows (through [`ScaleTarget::writes`]) that these writes are pretend: it
+/// commits no scale event for them, since a pretend event would spend the scale-up or
+/// scale-down policy budget of later syncs for a change that never happened. The scale
+/// events it keeps are the changes it sees on the target (made by the built-in HPA or
+/// anyone else), so each decision is the one the real controller would make given the
+/// target's real scale history.
 #[derive(Debug, Clone)]
 pub struct Shadow<T> {
     inner: T,
@@ -62,5 +69,9 @@ impl<T: ScaleTarget> ScaleTarget for Shadow<T> {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(Key::of(hpa), replicas);
         Ok(())
+    }
+
+    fn writes(&self) -> bool {
+        false
     }
 }

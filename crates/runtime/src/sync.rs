@@ -97,12 +97,16 @@ pub struct Parts<'a, T, M, R, C> {
     pub may_write: &'a watch::Receiver<bool>,
 }
 
-/// The history last written for an autoscaler, to decide whether to write again.
+/// What the loop remembers of an autoscaler between syncs besides the engine's state:
+/// the history last written, to decide whether to write again, and (for a target that
+/// does not write, see [`ScaleTarget::writes`]) the replicas last seen on the target.
 #[derive(Debug, Clone, Default)]
 pub struct Persisted {
     /// The distinct recommended values and the scale events last written.
     values: Option<(Vec<i32>, Vec<ScaleEvent>)>,
     at: Option<jiff::Timestamp>,
+    /// The target's `spec.replicas` at the last sync that read it (shadow mode only).
+    seen_replicas: Option<i32>,
 }
 
 /// The distinct recommended values, sorted: what a window's min or max can be. A
@@ -228,6 +232,9 @@ impl<T: ScaleTarget, M: MetricSource, R: Recorder, C: Clock> Parts<'_, T, M, R, 
                 });
             }
         };
+        if !self.target.writes() {
+            record_observed_change(autoscaler, persisted, scale.spec_replicas, self.clock.now());
+        }
         // 2. The pods the selector lists; 3. the metrics.
         let selector = scale.selector.as_deref();
         let pods: Result<Vec<Pod>, TargetError> = match selector {
@@ -298,6 +305,17 @@ impl<T: ScaleTarget, M: MetricSource, R: Recorder, C: Clock> Parts<'_, T, M, R, 
                 )
                 .await
             {
+                Ok(()) if !self.target.writes() => {
+                    tracing::debug!(autoscaler = %key, from = scale.spec_replicas, to = decision.desired_replicas, reason = %decision.reason, "Would rescale (not writing).");
+                    // Nothing was scaled: a scale event here would spend the policy
+                    // budget of the next syncs for a change that never happened. The
+                    // status and recommendations are still this decision's.
+                    decision
+                        .history
+                        .scale_events
+                        .clone_from(&autoscaler.history().scale_events);
+                    autoscaler.commit(&decision);
+                }
                 Ok(()) => {
                     bump(&self.stats.rescales);
                     tracing::info!(autoscaler = %key, from = scale.spec_replicas, to = decision.desired_replicas, reason = %decision.reason, "Rescaled.");
@@ -412,6 +430,38 @@ impl<T: ScaleTarget, M: MetricSource, R: Recorder, C: Clock> Parts<'_, T, M, R, 
         )
         .await;
     }
+}
+
+/// For a target the loop does not write (shadow mode): a change of the target's
+/// replicas since the last sync was made by whoever really scales it (the built-in HPA,
+/// a user). It becomes a scale event as upstream's `storeScaleEvent` records its own
+/// rescales (only when the autoscaler has a behavior, outdated events overwritten), so
+/// the scale-up and scale-down policies see the real changes. It is stamped at the sync
+/// that saw it: up to one sync period later than it happened, so the policy budget it
+/// spends lasts up to that much longer than the real controller's.
+fn record_observed_change(
+    autoscaler: &mut Autoscaler,
+    persisted: &mut Persisted,
+    replicas: i32,
+    now: jiff::Timestamp,
+) {
+    let Some(previous) = persisted.seen_replicas.replace(replicas) else {
+        return;
+    };
+    if previous == replicas {
+        return;
+    }
+    let Some(behavior) = podscale_core::defaults::behavior(autoscaler.hpa(), autoscaler.settings())
+    else {
+        return;
+    };
+    let mut history = autoscaler.history().clone();
+    podscale_core::normalize::store_scale_event(&behavior, &mut history, previous, replicas, now);
+    *autoscaler = Autoscaler::with_history(
+        autoscaler.hpa().clone(),
+        history,
+        autoscaler.settings().clone(),
+    );
 }
 
 enum Attempt {

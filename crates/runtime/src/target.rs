@@ -95,4 +95,13 @@ pub trait ScaleTarget: Send + Sync + 'static {
         hpa: &HorizontalPodAutoscaler,
         replicas: i32,
     ) -> impl Future<Output = Result<(), TargetError>> + Send;
+
+    /// Whether [`ScaleTarget::set_replicas`] really changes the target. A target that
+    /// only pretends ([`crate::Shadow`]) returns `false`: the loop then records none of
+    /// its own scale events (nothing was scaled) and counts the changes it observes on
+    /// the target instead, so its decisions stay those of the controller that really
+    /// scales it.
+    fn writes(&self) -> bool {
+        true
+    }
 }

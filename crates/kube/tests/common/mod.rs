@@ -1,9 +1,13 @@
 //! A small in-process API server answering real Kubernetes shapes: discovery of
 //! `apps/v1`, the `/scale` subresource of Deployments (with `resourceVersion`
-//! conflicts), pod lists, Autoscaler status patches, HPAs and events. Each test gets
-//! its own; `kube::Client::new` talks to it through a tower service, no socket.
+//! conflicts), pod lists (filtered by an `app=NAME` selector when pods are
+//! synthesized), Autoscalers listed and watched (with resource versions, replayed
+//! from the requested version as the API server's watch cache does), their status
+//! patches, HPAs (listed and watched, never changing), events, and the external
+//! metrics API. Each test gets its own; `kube::Client::new` talks to it through a
+//! tower service, no socket; [`FakeApi::serve`] also serves it over TCP (benchmarks).
 #![allow(dead_code)]
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -11,6 +15,14 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+/// What the fake answers with: a whole body, or a watch stream.
+pub type Body = axum::body::Body;
+
+/// Watch events kept for watches that start from an older version (the API server's
+/// watch cache); older versions get `410 Gone`, as there.
+const WATCH_CACHE: usize = 50_000;
 
 #[derive(Debug, Clone)]
 pub struct Deployment {
@@ -34,8 +46,68 @@ pub struct State {
     /// Answer this many scale updates with 409, each time as if someone else wrote.
     pub conflicts: u32,
     pub conflicts_answered: u32,
-    /// Every request, `METHOD path?query`.
+    /// Every request, `METHOD path?query` (unless `quiet`).
     pub log: Vec<String>,
+    /// Do not log requests (benchmarks make millions).
+    pub quiet: bool,
+    /// Requests answered, by `METHOD kind` (`GET scale`, `PATCH status`, …).
+    pub calls: HashMap<String, u64>,
+    /// External metric values by metric name (`external.metrics.k8s.io`).
+    pub external: HashMap<String, i64>,
+    /// Instead of `pods`, answer a pod list for `app=NAME` with one Running, Ready
+    /// pod per replica of Deployment `NAME`.
+    pub synthesize_pods: bool,
+    /// The last resource version handed out.
+    pub resource_version: u64,
+    /// Autoscaler watch events (resource version, JSON line), oldest first.
+    pub autoscaler_events: VecDeque<(u64, Bytes)>,
+    /// Open Autoscaler watches.
+    pub watchers: Vec<mpsc::UnboundedSender<Bytes>>,
+    /// Open HPA watches: never sent anything, kept so they stay open.
+    pub hpa_watchers: Vec<mpsc::UnboundedSender<Bytes>>,
+}
+
+impl State {
+    /// Stamps `obj` with a new resource version and tells the Autoscaler watches.
+    fn publish(&mut self, kind: &str, obj: &mut Value) {
+        self.resource_version += 1;
+        let rv = self.resource_version;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let mut line = json!({"type": kind, "object": obj}).to_string();
+        line.push('\n');
+        let line = Bytes::from(line);
+        if self.autoscaler_events.len() >= WATCH_CACHE {
+            self.autoscaler_events.pop_front();
+        }
+        self.autoscaler_events.push_back((rv, line.clone()));
+        self.watchers.retain(|w| w.send(line.clone()).is_ok());
+    }
+
+    /// Creates or replaces Autoscaler `name` (ADDED or MODIFIED on the watches).
+    pub fn put_autoscaler(&mut self, mut obj: Value) {
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let kind = if self.autoscalers.contains_key(&name) {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        self.publish(kind, &mut obj);
+        self.autoscalers.insert(name, obj);
+    }
+
+    /// Deletes Autoscaler `name` (DELETED on the watches).
+    pub fn delete_autoscaler(&mut self, name: &str) {
+        if let Some(mut obj) = self.autoscalers.remove(name) {
+            self.publish("DELETED", &mut obj);
+        }
+    }
+
+    fn count(&mut self, call: &str) {
+        *self.calls.entry(call.to_owned()).or_default() += 1;
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -111,16 +183,182 @@ impl FakeApi {
         kube::Client::new(svc, "default")
     }
 
-    fn answer(&self, method: &http::Method, uri: &http::Uri, body: &[u8]) -> Response<Full<Bytes>> {
-        let path = uri.path();
+    /// Serves the fake over HTTP on `listener` (plain HTTP/1.1, no TLS) until the
+    /// process ends.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        let app = axum::Router::new().fallback(
+            move |method: http::Method, uri: http::Uri, body: Bytes| {
+                let api = self.clone();
+                async move { api.answer(&method, &uri, &body) }
+            },
+        );
+        axum::serve(listener, app).await
+    }
+
+    /// The answer to one request.
+    pub fn answer(&self, method: &http::Method, uri: &http::Uri, body: &[u8]) -> Response<Body> {
         let mut s = self.lock();
-        s.log.push(format!(
-            "{method} {}",
-            uri.path_and_query().map_or(path, |p| p.as_str())
-        ));
+        if !s.quiet {
+            s.log.push(format!(
+                "{method} {}",
+                uri.path_and_query().map_or(uri.path(), |p| p.as_str())
+            ));
+        }
+        let watch = query(uri, "watch").is_some_and(|v| v == "true" || v == "1");
+        let path = uri.path();
+        let seg: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match (method.as_str(), watch, seg.as_slice()) {
+            ("GET", true, ["apis", "podscale.dev", "v1alpha1", "autoscalers"])
+            | (
+                "GET",
+                true,
+                [
+                    "apis",
+                    "podscale.dev",
+                    "v1alpha1",
+                    "namespaces",
+                    _,
+                    "autoscalers",
+                ],
+            ) => {
+                s.count("WATCH autoscalers");
+                let from: u64 = query(uri, "resourceVersion")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                if s.autoscaler_events
+                    .front()
+                    .is_some_and(|(rv, _)| *rv > from + 1)
+                    && from != 0
+                {
+                    return status(410, "Expired", &format!("too old resource version: {from}"))
+                        .map(Body::new);
+                }
+                let (tx, rx) = mpsc::unbounded_channel();
+                for (_, line) in s.autoscaler_events.iter().filter(|(rv, _)| *rv > from) {
+                    let _ = tx.send(line.clone());
+                }
+                s.watchers.push(tx);
+                return stream(rx);
+            }
+            ("GET", true, ["apis", "autoscaling", "v2", "horizontalpodautoscalers"])
+            | (
+                "GET",
+                true,
+                [
+                    "apis",
+                    "autoscaling",
+                    "v2",
+                    "namespaces",
+                    _,
+                    "horizontalpodautoscalers",
+                ],
+            ) => {
+                s.count("WATCH horizontalpodautoscalers");
+                let (tx, rx) = mpsc::unbounded_channel();
+                s.hpa_watchers.push(tx);
+                return stream(rx);
+            }
+            _ => {}
+        }
+        self.answer_whole(&mut s, method, uri, body).map(Body::new)
+    }
+
+    fn answer_fake(&self, s: &mut State, seg: &[&str]) -> Response<Full<Bytes>> {
+        match seg {
+            ["fake", "calls"] => json_response(StatusCode::OK, &json!(s.calls)),
+            _ => status(404, "NotFound", "no such fake endpoint"),
+        }
+    }
+
+    fn answer_whole(
+        &self,
+        s: &mut State,
+        method: &http::Method,
+        uri: &http::Uri,
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
+        let path = uri.path();
         let seg: Vec<&str> = path.trim_matches('/').split('/').collect();
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let kind = match seg.as_slice() {
+            ["fake", ..] => return self.answer_fake(s, &seg),
+            [.., "scale"] => "scale",
+            [.., "status"] => "status",
+            [.., "pods"] => "pods",
+            [.., "events"] | [.., "events", _] => "events",
+            ["apis", "external.metrics.k8s.io", ..] => "external metrics",
+            [.., "autoscalers"] => "autoscalers",
+            [.., "horizontalpodautoscalers"] => "horizontalpodautoscalers",
+            _ => "other",
+        };
+        s.count(&format!("{method} {kind}"));
         match (method.as_str(), seg.as_slice()) {
+            ("GET", ["apis", "podscale.dev", "v1alpha1", "autoscalers"])
+            | (
+                "GET",
+                [
+                    "apis",
+                    "podscale.dev",
+                    "v1alpha1",
+                    "namespaces",
+                    _,
+                    "autoscalers",
+                ],
+            ) => {
+                let mut items: Vec<&Value> = s.autoscalers.values().collect();
+                items.sort_by_key(|a| {
+                    a["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned()
+                });
+                json_response(
+                    StatusCode::OK,
+                    &json!({"apiVersion": "podscale.dev/v1alpha1", "kind": "AutoscalerList",
+                            "metadata": {"resourceVersion": s.resource_version.to_string()}, "items": items}),
+                )
+            }
+            ("GET", ["apis", "autoscaling", "v2", "horizontalpodautoscalers"])
+            | (
+                "GET",
+                [
+                    "apis",
+                    "autoscaling",
+                    "v2",
+                    "namespaces",
+                    _,
+                    "horizontalpodautoscalers",
+                ],
+            ) => json_response(
+                StatusCode::OK,
+                &json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscalerList",
+                            "metadata": {"resourceVersion": s.resource_version.to_string()}, "items": s.hpas}),
+            ),
+            ("GET", ["apis", "external.metrics.k8s.io"]) => json_response(
+                StatusCode::OK,
+                &json!({"kind": "APIGroup", "apiVersion": "v1", "name": "external.metrics.k8s.io",
+                        "versions": [{"groupVersion": "external.metrics.k8s.io/v1beta1", "version": "v1beta1"}],
+                        "preferredVersion": {"groupVersion": "external.metrics.k8s.io/v1beta1", "version": "v1beta1"}}),
+            ),
+            (
+                "GET",
+                [
+                    "apis",
+                    "external.metrics.k8s.io",
+                    "v1beta1",
+                    "namespaces",
+                    _ns,
+                    metric,
+                ],
+            ) => match s.external.get(*metric) {
+                Some(v) => json_response(
+                    StatusCode::OK,
+                    &json!({"kind": "ExternalMetricValueList", "apiVersion": "external.metrics.k8s.io/v1beta1",
+                                "metadata": {}, "items": [{"metricName": metric, "metricLabels": {},
+                                "timestamp": jiff::Timestamp::now().to_string(), "value": v.to_string()}]}),
+                ),
+                None => status(404, "NotFound", &format!("no metric {metric:?}")),
+            },
             ("GET", ["apis", "apps", "v1"]) => json_response(
                 StatusCode::OK,
                 &json!({
@@ -207,6 +445,19 @@ impl FakeApi {
                 s.scale_updates.push(replicas);
                 json_response(StatusCode::OK, &out)
             }
+            ("GET", ["api", "v1", "namespaces", _ns, "pods"]) if s.synthesize_pods => {
+                let app = query(uri, "labelSelector")
+                    .and_then(|l| l.strip_prefix("app=").map(str::to_owned))
+                    .unwrap_or_default();
+                let n = s.deployments.get(&app).map_or(0, |d| d.replicas);
+                let items: Vec<Value> = (0..n)
+                    .map(|i| pod_of(&app, &format!("{app}-{i}"), true))
+                    .collect();
+                json_response(
+                    StatusCode::OK,
+                    &json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items}),
+                )
+            }
             ("GET", ["api", "v1", "namespaces", _ns, "pods"]) => json_response(
                 StatusCode::OK,
                 &json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": s.pods}),
@@ -233,7 +484,10 @@ impl FakeApi {
                     );
                 };
                 merge(obj, &body);
-                let out = obj.clone();
+                let mut out = obj.clone();
+                // A status write is a change of the object: watches see it.
+                s.publish("MODIFIED", &mut out);
+                s.autoscalers.insert((*name).to_owned(), out.clone());
                 json_response(StatusCode::OK, &out)
             }
             ("POST", ["api", "v1", "namespaces", _ns, "events"]) => {
@@ -257,11 +511,59 @@ impl FakeApi {
     }
 }
 
-/// A Running pod, Ready since `ready_since`.
+/// The value of query parameter `name`, percent-decoded.
+fn query(uri: &http::Uri, name: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(c) => {
+                    out.push(c);
+                    i += 3;
+                    continue;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A watch answer: the lines sent on `rx`, as they come.
+fn stream(rx: mpsc::UnboundedReceiver<Bytes>) -> Response<Body> {
+    let lines = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|line| (Ok::<_, Infallible>(line), rx))
+    });
+    let mut r = Response::new(Body::from_stream(lines));
+    r.headers_mut().insert(
+        "content-type",
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// A Running pod of `app=web`.
 pub fn pod(name: &str, ready: bool) -> Value {
+    pod_of("web", name, ready)
+}
+
+/// A Running pod of `app=APP`, Ready since 2026-01-01T00:01:00Z.
+pub fn pod_of(app: &str, name: &str, ready: bool) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default", "labels": {"app": "web"}},
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": app}},
         "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "500m"}}}]},
         "status": {
             "phase": "Running", "podIP": "10.0.0.1",
@@ -307,7 +609,7 @@ pub fn with_web(replicas: i32) -> FakeApi {
         s.pods = (0..replicas)
             .map(|i| pod(&format!("web-{i}"), true))
             .collect();
-        s.autoscalers.insert("web".into(), autoscaler("web"));
+        s.put_autoscaler(autoscaler("web"));
     }
     api
 }
