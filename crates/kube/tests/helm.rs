@@ -784,3 +784,53 @@ fn the_adapters_objects_are_well_typed_kubernetes_objects() {
         }
     }
 }
+
+#[test]
+fn the_adapters_pod_values_apply_to_its_pods_only() {
+    let objs = objects(
+        "podscale",
+        &[
+            "--set",
+            "adapter.enabled=true",
+            "--set",
+            "adapter.podAnnotations.team=ml",
+            "--set",
+            "adapter.podLabels.tier=metrics",
+            "--set",
+            "adapter.nodeSelector.pool=system",
+            "--set",
+            "adapter.tolerations[0].key=dedicated",
+            "--set",
+            "adapter.tolerations[0].operator=Exists",
+            "--set",
+            "adapter.priorityClassName=system-cluster-critical",
+            "--set",
+            "imagePullSecrets[0].name=registry",
+            "--set",
+            "image.tag=0.2.0",
+        ],
+    );
+    let adapter = &get(&objs, "Deployment", "podscale-adapter")["spec"]["template"];
+    let controller = &get(&objs, "Deployment", "podscale")["spec"]["template"];
+    assert_eq!(adapter["metadata"]["annotations"]["team"], "ml");
+    assert_eq!(adapter["metadata"]["labels"]["tier"], "metrics");
+    let pod = &adapter["spec"];
+    assert_eq!(pod["nodeSelector"]["pool"], "system");
+    assert_eq!(pod["tolerations"][0]["key"], "dedicated");
+    assert_eq!(pod["priorityClassName"], "system-cluster-critical");
+    // Shared with the controller: the image and where it is pulled from.
+    assert_eq!(pod["imagePullSecrets"][0]["name"], "registry");
+    assert_eq!(
+        pod["containers"][0]["image"],
+        "ghcr.io/podscale/podscale:0.2.0"
+    );
+    assert_eq!(
+        pod["containers"][0]["image"],
+        controller["spec"]["containers"][0]["image"]
+    );
+    // The adapter's values are not the controller's.
+    assert!(controller["metadata"]["annotations"].get("team").is_none());
+    assert!(controller["metadata"]["labels"].get("tier").is_none());
+    assert!(controller["spec"].get("nodeSelector").is_none());
+    assert!(controller["spec"].get("priorityClassName").is_none());
+}
