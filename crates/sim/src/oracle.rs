@@ -8,12 +8,12 @@
 //! window's requests are followed past its end, without later arrivals, until enough
 //! have met the SLO or enough have missed it. Surplus replicas leave as on a
 //! scale-down: they finish what they hold, not counted. The search starts from the
-//! previous window's count, then halves or doubles its way to the fewest.
+//! previous window's count and gallops (±1, 2, 4…) then bisects to the fewest.
 //!
 //! The schedule is then replayed on the whole trace, later arrivals included, and its
 //! attainment reported: the oracle meets the goal it claims. Should the replay miss
 //! the goal (later arrivals slow a window's stragglers), the windows that missed it get
-//! one more replica and the replay runs again.
+//! more replicas (one, or 1 %, 2 %, 4 % … of their count) and the replay runs again.
 //!
 //! Its cost is Σ replicas × window length over the traffic: no start-up, no drain, no
 //! tail after the traffic, so it is a lower bound a real controller cannot reach.
@@ -59,7 +59,7 @@ pub struct Oracle {
     pub requests: u64,
     /// Requests that cannot meet the SLO even alone on an idle replica.
     pub infeasible: u64,
-    /// Windows given one more replica after a replay missed the goal.
+    /// Windows given more replicas after a replay missed the goal.
     pub repairs: u64,
 }
 
@@ -360,9 +360,14 @@ impl<'a> Search<'a> {
                 break rec;
             }
             round += 1;
+            // One more replica, or a share of the window's count doubling each round
+            // (1 %, 2 %, 4 % …), so that a large cluster near saturation converges in
+            // a few replays.
+            let share = 0.01 * f64::from(1u32 << (round - 1).min(16));
             for (i, c) in rec.windows.iter().enumerate() {
                 if c.met < needs[i] && schedule[i] < self.max_replicas {
-                    schedule[i] += 1;
+                    let bump = (f64::from(schedule[i]) * share).ceil().max(1.0) as u32;
+                    schedule[i] = schedule[i].saturating_add(bump).min(self.max_replicas);
                     repairs += 1;
                 }
             }
@@ -403,7 +408,22 @@ impl<'a> Search<'a> {
                 // Most windows need what the previous one did: one more trial settles it.
                 match self.try_count(base, w, guess - 1) {
                     None => return Ok((guess, s)),
-                    Some(s1) => (0, (guess - 1, s1)),
+                    Some(s1) => {
+                        // Gallop down (traffic falls over a few windows, not to 0).
+                        let mut hi = (guess - 1, s1);
+                        let mut step = 2u32;
+                        loop {
+                            if hi.0 == 1 {
+                                return Ok(hi);
+                            }
+                            let n = hi.0.saturating_sub(step).max(1);
+                            match self.try_count(base, w, n) {
+                                Some(s) => hi = (n, s),
+                                None => break (n, hi),
+                            }
+                            step = step.saturating_mul(2);
+                        }
+                    }
                 }
             }
             None => {
