@@ -11,7 +11,6 @@ use anyhow::{Context as _, Result};
 use clap::{Args as ClapArgs, ValueEnum};
 use podscale_sim::model::DEFAULT_MODEL_YAML;
 use podscale_sim::render::{self, Header};
-use podscale_sim::replica::ServerParams;
 use podscale_sim::units::{format_duration, group_thousands, parse_duration, trim_float};
 use podscale_sim::{
     ArrivalProcess, Limits, Model, Oracle, Policy, RunOutput, SimConfig, Slo, TraceSource, Traffic,
@@ -84,15 +83,22 @@ pub struct Args {
     /// List the named model profiles (--model NAME) and exit.
     #[arg(long)]
     list_models: bool,
-    /// Service-level objective: ttft=DUR,e2e=DUR[,goal=PCT] (goal: the share the oracle
-    /// must serve within it).
+    /// Service-level objective: ttft=DUR[+DUR/token][,tpot=DUR][,e2e=DUR][,goal=PCT],
+    /// e.g. ttft=1s+0.2ms/token,tpot=80ms,e2e=60s: the TTFT bound may grow with the
+    /// prompt; tpot bounds the time per output token after the first. goal: the share
+    /// of feasible requests the oracle serves within it. Requests that cannot meet it
+    /// even alone on an idle replica are counted apart, as infeasible.
     #[arg(long, value_name = "SPEC", default_value = "ttft=2s,e2e=30s,goal=99%", value_parser = Slo::parse)]
     slo: Slo,
+    /// The oracle's window: per window, the fewest ready replicas, started instantly,
+    /// that meet the SLO goal for the requests arriving in it.
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_secs)]
+    oracle_window: f64,
     /// Price of one replica-hour, for the cost line.
     #[arg(long, value_name = "USD", default_value_t = 1.0)]
     cost_per_replica_hour: f64,
-    /// Ready replicas at the start (default: what the oracle needs for the first five
-    /// minutes, within minReplicas..maxReplicas, as if the HPA had been running).
+    /// Ready replicas at the start (default: what the oracle runs in its first window,
+    /// within minReplicas..maxReplicas, as if the HPA had been running).
     #[arg(long, value_name = "N")]
     initial_replicas: Option<u32>,
     /// Override the controller's sync period (0: an ideal controller, every second).
@@ -266,20 +272,36 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     for p in &policies {
         podscale_sim::pipeline::MetricPlan::for_hpa(&p.hpa, &cfg.model, &p.name)?;
     }
-    let params = ServerParams::from_model(&cfg.model);
-    let oracle = Oracle::calibrate(&params, &traffic.mix, &cfg.slo, cfg.seed);
+    if args.oracle_window < 1.0 {
+        anyhow::bail!("--oracle-window must be at least 1s");
+    }
+    let oracle = compute_oracle(&traffic, &cfg, args.oracle_window)?;
+    let oracle_text = format!(
+        "{} replica-hours, the fewest ready replicas per {} meeting the goal, attaining {}{}",
+        trim_float(oracle.replica_seconds / 3600.0, 2),
+        format_duration(oracle.window),
+        oracle.attainment.map_or_else(
+            || "n/a".to_string(),
+            |a| format!("{}%", trim_float(a * 100.0, 2))
+        ),
+        if oracle.infeasible > 0 {
+            format!(
+                " ({} of {} requests infeasible)",
+                group_thousands(oracle.infeasible),
+                group_thousands(oracle.requests)
+            )
+        } else {
+            String::new()
+        }
+    );
 
-    let runs = run_all(&policies, &traffic, &cfg, oracle)?;
+    let runs = run_all(&policies, &traffic, &cfg, &oracle)?;
 
     let header = Header {
         traffic: traffic.description.clone(),
         model: cfg.model.describe(),
         slo: cfg.slo.describe(),
-        oracle: format!(
-            "one replica serves {} req/s within the SLO ({})",
-            trim_float(oracle.capacity, 2),
-            traffic.mix.origin
-        ),
+        oracle: oracle_text,
         seed: cfg.seed,
     };
     if let Some(path) = &args.series {
@@ -322,23 +344,53 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Computes the traffic's oracle, with a progress bar on stderr.
+fn compute_oracle(traffic: &Traffic, cfg: &SimConfig, window: f64) -> Result<Oracle> {
+    let done = AtomicU64::new(0);
+    let started = Instant::now();
+    let mut bar = Bar::new(traffic, "oracle");
+    let result = std::thread::scope(|scope| {
+        let handle = scope.spawn(|| {
+            Oracle::compute_with_window(traffic, cfg, window, &mut |f| {
+                done.store(f.to_bits(), Ordering::Relaxed);
+            })
+        });
+        while !handle.is_finished() {
+            std::thread::sleep(Duration::from_millis(50));
+            bar.show(
+                started.elapsed(),
+                &[f64::from_bits(done.load(Ordering::Relaxed))],
+            );
+        }
+        bar.clear();
+        handle.join()
+    });
+    let oracle =
+        result.map_err(|_| anyhow::anyhow!("the oracle failed unexpectedly (a bug)"))??;
+    let elapsed = started.elapsed().as_secs_f64();
+    if elapsed > 1.0 && std::io::stderr().is_terminal() {
+        eprintln!("computed the oracle in {elapsed:.1}s");
+    }
+    Ok(oracle)
+}
+
 /// Runs every policy (in parallel, one thread each) with a progress bar on stderr.
 fn run_all(
     policies: &[Policy],
     traffic: &Traffic,
     cfg: &SimConfig,
-    oracle: Oracle,
+    oracle: &Oracle,
 ) -> Result<Vec<RunOutput>> {
     let progress: Vec<AtomicU64> = policies.iter().map(|_| AtomicU64::new(0)).collect();
     let started = Instant::now();
-    let mut bar = Bar::new(traffic);
+    let mut bar = Bar::new(traffic, "simulated");
     let results = std::thread::scope(|scope| {
         let handles: Vec<_> = policies
             .iter()
             .zip(&progress)
             .map(|(p, done)| {
                 scope.spawn(move || {
-                    podscale_sim::run(p, traffic, cfg, oracle, &mut |f| {
+                    podscale_sim::run(p, traffic, cfg, oracle.clone(), &mut |f| {
                         done.store(f.to_bits(), Ordering::Relaxed);
                     })
                 })
@@ -387,14 +439,17 @@ struct Bar {
     enabled: bool,
     shown: bool,
     horizon: f64,
+    /// What is being done, e.g. `simulated`.
+    what: &'static str,
 }
 
 impl Bar {
-    fn new(traffic: &Traffic) -> Self {
+    fn new(traffic: &Traffic, what: &'static str) -> Self {
         Self {
             enabled: std::io::stderr().is_terminal(),
             shown: false,
             horizon: traffic.horizon,
+            what,
         }
     }
 
@@ -414,11 +469,12 @@ impl Bar {
             String::new()
         };
         eprint!(
-            "\r[{}{}] {:>3}% of {} simulated{eta}   ",
+            "\r[{}{}] {:>3}% of {} {}{eta}   ",
             "#".repeat(filled),
             " ".repeat(width - filled),
             (f * 100.0).floor(),
-            format_duration(self.horizon)
+            format_duration(self.horizon),
+            self.what
         );
         self.shown = true;
     }

@@ -181,7 +181,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         oracle: String::new(),
         seed: args.seed,
     };
-    let train_eval = SimEvaluator::new(train, cfg.clone());
+    let train_eval = SimEvaluator::new(train, cfg.clone())?;
 
     let started = Instant::now();
     let line = Mutex::new(Progress {
@@ -203,7 +203,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let seed_candidate = &outcome.candidates[0];
     let holdout = match (&holdout, winner) {
         (Some((traffic, cut)), w) => {
-            let eval = SimEvaluator::new(traffic.clone(), cfg.clone());
+            let eval = SimEvaluator::new(traffic.clone(), cfg.clone())?;
             let seed_score = eval.evaluate(&seed)?;
             let winner_score = w.map(|w| eval.evaluate(&w.policy)).transpose()?;
             Some(Holdout {

@@ -62,6 +62,8 @@ fn json_output_has_the_documented_keys() {
         "latency",
         "ttft",
         "sloAttainment",
+        "infeasible",
+        "oracleSloAttainment",
         "replicaSeconds",
         "oracleReplicaSeconds",
         "scaleUps",
@@ -76,6 +78,47 @@ fn json_output_has_the_documented_keys() {
     }
     assert!(v["requests"].as_u64().is_some_and(|n| n > 2000), "{v}");
     assert!(v["replicaSeconds"].as_f64().is_some_and(|s| s > 0.0), "{v}");
+    // The oracle meets the goal it claims.
+    assert!(
+        v["oracleSloAttainment"].as_f64().is_some_and(|a| a >= 0.99),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_length_aware_slo_is_accepted_and_reported() {
+    let mut args = vec![
+        "simulate",
+        "--slo",
+        "ttft=1s+0.2ms/token,tpot=80ms,e2e=60s",
+        "-o",
+        "json",
+    ];
+    args.extend(SHORT);
+    let out = podscale(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["slo"]["ttft"], 1.0);
+    assert_eq!(v["slo"]["tpot"], 0.08);
+    assert_eq!(v["slo"]["e2e"], 60.0);
+    assert!(v["infeasible"].is_u64(), "{v}");
+    let mut args = vec!["simulate", "--slo", "ttft=1s+0.2ms/token,tpot=80ms"];
+    args.extend(SHORT);
+    let stdout = text(&podscale(&args).stdout);
+    assert!(
+        stdout.contains("TTFT ≤ 1s + 0.2ms/token, TPOT ≤ 80ms, latency ≤ 30s"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_bad_slo_names_the_offending_character() {
+    let (code, stderr) = refused(&["simulate", "--slo", "ttft=2s,tpot=80x"]);
+    assert_eq!(code, Some(2), "a usage error");
+    assert!(
+        stderr.contains("at character 16 of `ttft=2s,tpot=80x`: unknown unit `x`"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -162,6 +162,38 @@ impl Quantity {
         Self::new_milli(milli, Format::DecimalSI)
     }
 
+    /// A metric value (a Prometheus sample, an `f64`) as the HPA receives it through
+    /// the custom and external metrics APIs: whole thousandths, truncated toward zero
+    /// and saturating at the `i64` range, NaN as zero, DecimalSI. This is
+    /// prometheus-adapter's conversion, `resource.NewMilliQuantity(int64(value*1000),
+    /// resource.DecimalSI)` (`pkg/custom-provider/series_registry.go` and
+    /// `pkg/external-provider`), with Rust's saturating `as` where Go's conversion of
+    /// an out-of-range float is implementation-defined. The one conversion used by the
+    /// metric sources (`podscale-metrics`) and the simulator, so that a simulated
+    /// controller decides on the same integers as the real one.
+    pub fn from_metric_value(value: f64) -> Self {
+        #[allow(clippy::cast_possible_truncation)] // truncation and saturation by design
+        let milli = (value * 1000.0) as i64;
+        Self::from_milli(milli)
+    }
+
+    /// A container's CPU usage as metrics-server reports it: whole nanocores,
+    /// truncated (`uint64Quantity(uint64(cpuUsage), resource.DecimalSI, -9)` in
+    /// metrics-server's `pkg/storage`), negative values as zero.
+    pub fn from_cpu_cores(cores: f64) -> Self {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // saturating
+        let nanos = ((cores * 1e9) as u64).min(i64::MAX as u64) as i64;
+        Self::new_scaled(nanos, -9)
+    }
+
+    /// A container's memory usage as metrics-server reports it: whole bytes, truncated,
+    /// BinarySI (`uint64Quantity(memoryUsage, resource.BinarySI, 0)`).
+    pub fn from_memory_bytes(bytes: f64) -> Self {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // saturating
+        let b = (bytes as u64).min(i64::MAX as u64) as i64;
+        Self::new(b, Format::BinarySI)
+    }
+
     const fn int64(value: i64, scale: i32, format: Format) -> Self {
         Self {
             unscaled: value as i128,
@@ -1000,6 +1032,27 @@ impl serde::de::Visitor<'_> for QuantityVisitor {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn metric_values_truncate_to_thousandths_as_prometheus_adapter_does() {
+        assert_eq!(Quantity::from_metric_value(1.5).milli_value(), 1500);
+        assert_eq!(Quantity::from_metric_value(0.0019).milli_value(), 1);
+        assert_eq!(Quantity::from_metric_value(0.9999).milli_value(), 999);
+        assert_eq!(Quantity::from_metric_value(-2.0009).milli_value(), -2000);
+        assert_eq!(Quantity::from_metric_value(1e300).milli_value(), i64::MAX);
+        assert_eq!(Quantity::from_metric_value(f64::NAN), Quantity::ZERO);
+        assert_eq!(Quantity::from_metric_value(0.25).to_string(), "250m");
+    }
+
+    #[test]
+    fn resource_usage_is_whole_nanocores_and_bytes_as_metrics_server_reports_it() {
+        let cpu = Quantity::from_cpu_cores(0.250_000_000_9);
+        assert_eq!(cpu.to_string(), "250m");
+        // The HPA reads milli-cores rounded up from nanocores.
+        assert_eq!(Quantity::from_cpu_cores(0.2501).milli_value(), 251);
+        assert_eq!(Quantity::from_cpu_cores(-1.0), Quantity::ZERO);
+        assert_eq!(Quantity::from_memory_bytes(1024.7).to_string(), "1Ki");
+    }
     use super::*;
     use proptest::prelude::*;
 

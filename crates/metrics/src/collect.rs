@@ -310,10 +310,9 @@ impl Reading {
 
 /// A value as the engine receives it: milli-units, truncated toward zero and
 /// saturating (prometheus-adapter: `NewMilliQuantity(int64(value*1000), DecimalSI)`).
+/// The engine's [`Quantity::from_metric_value`], which the simulator uses too.
 pub fn quantity(value: f64) -> Quantity {
-    #[allow(clippy::cast_possible_truncation)] // saturating by design
-    let milli = (value * 1000.0) as i64;
-    Quantity::from_milli(milli)
+    Quantity::from_metric_value(value)
 }
 
 /// One value before the rules.

@@ -21,8 +21,13 @@ use rand::rngs::ChaCha8Rng;
 
 use crate::model::{Lifecycle, Model, Series, Usage};
 use crate::pipeline::{PodScrapes, Snapshot};
-use crate::replica::{Queued, Replica, ServerParams};
-use crate::stats::Recorder;
+use crate::replica::{self, ServerParams};
+use crate::stats::{Recorder, Tag};
+
+/// A simulated request waiting or prefilling (tagged with its size and window).
+pub type Queued = replica::Queued<Tag>;
+/// A simulated replica.
+type Replica = replica::Replica<Tag>;
 
 /// Where a pod is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -356,6 +361,20 @@ impl Buckets {
     }
 }
 
+/// The draws of pod start-up times. `ChaCha8Rng` is not `Clone`; a clone is the same
+/// stream at the same position (seed, stream and word position).
+#[derive(Debug)]
+struct PodRng(ChaCha8Rng);
+
+impl Clone for PodRng {
+    fn clone(&self) -> Self {
+        let mut r = ChaCha8Rng::from_seed(self.0.get_seed());
+        r.set_stream(self.0.get_stream());
+        r.set_word_pos(self.0.get_word_pos());
+        PodRng(r)
+    }
+}
+
 /// Pod counts by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -365,8 +384,9 @@ pub struct Counts {
     pub draining: u32,
 }
 
-/// The Deployment, its pods and the Service.
-#[derive(Debug)]
+/// The Deployment, its pods and the Service. Cloneable, so that the oracle can try
+/// several replica counts from the same state.
+#[derive(Debug, Clone)]
 pub struct Cluster {
     pub params: ServerParams,
     lifecycle: Lifecycle,
@@ -385,7 +405,7 @@ pub struct Cluster {
     pending: VecDeque<Queued>,
     life: BinaryHeap<LifeEvent>,
     life_seq: u64,
-    rng: ChaCha8Rng,
+    rng: PodRng,
     next_id: u64,
     base_name: String,
     /// Pods bound to a node and not yet ended: what costs money.
@@ -412,7 +432,7 @@ impl Cluster {
             pending: VecDeque::new(),
             life: BinaryHeap::new(),
             life_seq: 0,
-            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed0f_11fe),
+            rng: PodRng(ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed0f_11fe)),
             next_id: 0,
             base_name: deployment.to_string(),
             billable: 0,
@@ -434,10 +454,31 @@ impl Cluster {
         c
     }
 
+    /// Sets the Ready pods to `n` at once: new pods are Ready at `now` without
+    /// starting up (billed from `now`); surplus ones leave as on a scale-down. What the
+    /// oracle's instant controller does.
+    pub fn set_ready_now(&mut self, n: u32, now: f64, rec: &mut Recorder) {
+        let active = self.active();
+        if n <= active {
+            self.scale_to(n, now, rec);
+            return;
+        }
+        self.integrate(now);
+        for _ in active..n {
+            let slot = self.new_pod(now);
+            let p = &mut self.pods[slot];
+            p.scheduled = Some(now);
+            p.container_started = Some(now);
+            p.loaded = Some(now);
+            self.billable += 1;
+            self.make_ready(slot, now, Some(&mut *rec));
+        }
+    }
+
     fn new_pod(&mut self, now: f64) -> usize {
         self.next_id += 1;
-        let start_delay = self.lifecycle.container_start.sample(&mut self.rng);
-        let load_delay = self.lifecycle.model_load.sample(&mut self.rng);
+        let start_delay = self.lifecycle.container_start.sample(&mut self.rng.0);
+        let load_delay = self.lifecycle.model_load.sample(&mut self.rng.0);
         let pod = SimPod {
             name: format!("{}-{:05}", self.base_name, self.next_id),
             state: PodState::Pending,
@@ -617,7 +658,7 @@ impl Cluster {
         if n > active {
             for _ in active..n {
                 let slot = self.new_pod(now);
-                let delay = self.lifecycle.scheduling.sample(&mut self.rng);
+                let delay = self.lifecycle.scheduling.sample(&mut self.rng.0);
                 self.push_life(now + delay, slot, LifeKind::Scheduled);
             }
             return;
@@ -703,7 +744,7 @@ impl Cluster {
             rec.dequeued(1);
             if req.arrival + self.params.queue_timeout < now {
                 rec.waited(self.params.queue_timeout);
-                rec.timed_out(1);
+                rec.timed_out(req.tag);
                 continue;
             }
             // Its wait goes on at the replica and is counted there, from its arrival.
@@ -713,14 +754,14 @@ impl Cluster {
 
     /// Drops requests that waited past the timeout, at the Service and at the replicas.
     pub fn purge_expired(&mut self, now: f64, rec: &mut Recorder) {
-        while let Some(req) = self.pending.front() {
+        while let Some(&req) = self.pending.front() {
             if req.arrival + self.params.queue_timeout >= now {
                 break;
             }
             self.pending.pop_front();
             rec.dequeued(1);
             rec.waited(self.params.queue_timeout);
-            rec.timed_out(1);
+            rec.timed_out(req.tag);
         }
         for slot in 0..self.pods.len() {
             if self.pods[slot].state != PodState::Gone {
@@ -733,12 +774,11 @@ impl Cluster {
     /// Gives up on requests still waiting at the Service (end of the run).
     pub fn expire_pending(&mut self, rec: &mut Recorder) {
         let n = self.pending.len() as u64;
-        for _ in 0..n {
+        for req in self.pending.drain(..) {
             rec.waited(self.params.queue_timeout);
+            rec.timed_out(req.tag);
         }
-        self.pending.clear();
         rec.dequeued(n);
-        rec.timed_out(n);
     }
 
     pub fn pending_len(&self) -> usize {
@@ -957,7 +997,7 @@ mod tests {
                 arrival: 0.0,
                 input: 100,
                 output: 20,
-                tag: (),
+                tag: Tag::default(),
             },
             0.0,
             &mut rec,

@@ -28,8 +28,10 @@ pub fn timestamp(t: f64) -> Timestamp {
     Timestamp::from_nanosecond(nanos).expect("simulated times are within jiff's range")
 }
 
+/// A metric value as the real pipeline hands it to the HPA: the engine's one
+/// conversion, truncating to thousandths as prometheus-adapter does.
 fn milli(x: f64) -> Quantity {
-    Quantity::from_milli((x * 1000.0).round() as i64)
+    Quantity::from_metric_value(x)
 }
 
 /// One policy's controller: the HPA (whose status the engine updates), its memory, and
@@ -123,10 +125,10 @@ impl HpaController {
                     m.window = Some(GoDuration((s.window * 1e9).round() as i64));
                     let usage = &mut m.containers[0].usage;
                     if let Some(q) = usage.get_mut("cpu") {
-                        *q = milli(s.cpu_cores);
+                        *q = Quantity::from_cpu_cores(s.cpu_cores);
                     }
                     if let Some(q) = usage.get_mut("memory") {
-                        *q = milli(s.memory_bytes);
+                        *q = Quantity::from_memory_bytes(s.memory_bytes);
                     }
                 },
             );

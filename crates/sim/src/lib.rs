@@ -13,8 +13,8 @@
 //!   scale-down order and least-outstanding routing.
 //! - [`pipeline`]: metrics-server and Prometheus sampling, and what queries return.
 //! - [`controller`]: builds the engine's `Observed` state and calls `reconcile`.
-//! - [`sim`]: the event loop of one run; [`oracle`]: the replicas a clairvoyant,
-//!   instant controller would need.
+//! - [`sim`]: the event loop of one run; [`oracle`]: the fewest replicas a clairvoyant,
+//!   instant controller needs to meet the SLO goal, found and replayed with the simulator.
 //! - [`stats`], [`histogram`], [`summary`], [`series`]: what a run measures.
 //! - [`render`] (text table and sparklines) and [`report`] (HTML with SVG charts).
 //!
@@ -27,11 +27,13 @@
 //!     TrafficOptions { duration: Some(600.0), ..TrafficOptions::default() },
 //! )?;
 //! let cfg = SimConfig::new(Model::default_model());
-//! let oracle = Oracle::calibrate(&podscale_sim::replica::ServerParams::from_model(&cfg.model),
-//!     &traffic.mix, &cfg.slo, cfg.seed);
-//! let out = podscale_sim::run(&Policy::embedded(), &traffic, &cfg, oracle, &mut |_| {})?;
+//! // The traffic's oracle, computed once and shared by every policy's run.
+//! let oracle = Oracle::compute(&traffic, &cfg, &mut |_| {})?;
+//! assert!(oracle.attainment >= Some(cfg.slo.goal));
+//! let out = podscale_sim::run(&Policy::embedded(), &traffic, &cfg, oracle.clone(), &mut |_| {})?;
 //! assert_eq!(out.summary.requests, out.summary.completed + out.summary.timed_out
 //!     + out.summary.aborted + out.summary.rejected);
+//! assert_eq!(out.summary.oracle_replica_seconds, (oracle.replica_seconds * 1e3).round() / 1e3);
 //! # Ok::<(), podscale_sim::Error>(())
 //! ```
 #![forbid(unsafe_code)]

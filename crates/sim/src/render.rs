@@ -114,7 +114,17 @@ pub fn summary_rows(runs: &[RunOutput]) -> Vec<(&'static str, Vec<String>)> {
                 secs(s.ttft.p99)
             )
         }),
-        ("SLO attainment", |s| attainment(s.slo_attainment)),
+        ("SLO attainment", |s| {
+            let mut t = attainment(s.slo_attainment);
+            if s.infeasible > 0 {
+                let _ = write!(
+                    t,
+                    " (of feasible; {} infeasible)",
+                    group_thousands(s.infeasible)
+                );
+            }
+            t
+        }),
         ("replica-hours (cost)", |s| {
             format!(
                 "{} (${})",
@@ -127,9 +137,10 @@ pub fn summary_rows(runs: &[RunOutput]) -> Vec<(&'static str, Vec<String>)> {
         }),
         ("oracle replica-hours", |s| {
             format!(
-                "{} (policy ×{})",
+                "{} (policy ×{}; oracle attains {})",
                 trim_float(s.oracle_replica_seconds / 3600.0, 2),
-                trim_float(s.oracle_ratio, 2)
+                trim_float(s.oracle_ratio, 2),
+                attainment(s.oracle_slo_attainment)
             )
         }),
         ("scale-ups / downs", |s| {
@@ -206,7 +217,7 @@ pub fn verdicts(runs: &[RunOutput]) -> String {
             s.policy,
             s.slo_attainment.map_or_else(
                 || "no requests arrived".into(),
-                |x| format!("{} of requests met the SLO", pct(x))
+                |x| format!("{} of feasible requests met the SLO", pct(x))
             ),
             trim_float(s.oracle_ratio, 2),
             action,

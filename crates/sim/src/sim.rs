@@ -9,21 +9,18 @@
 //! At equal times ticks run first, then replica events, then arrivals. Nothing reads a
 //! clock or depends on hashing order, so a run is a pure function of its inputs and seed.
 use crate::cluster::Cluster;
+use crate::cluster::Queued;
 use crate::controller::{HpaController, current_value};
 use crate::model::Model;
-use crate::oracle::{self, Oracle};
+use crate::oracle::Oracle;
 use crate::pipeline::MetricPlan;
 use crate::policy::Policy;
-use crate::replica::Queued;
 use crate::series::{Row, RunSeries};
-use crate::stats::{Recorder, Slo};
+use crate::stats::{Feasibility, Recorder, Slo, Tag};
 use crate::summary::{Percentiles, Summary, round3};
 use crate::traffic::Traffic;
 use crate::units::{format_duration, group_thousands};
 use crate::{Error, Limits, Result};
-
-/// The stretch of traffic the default initial replica count is sized for.
-const WARM_START_WINDOW: f64 = 300.0;
 
 /// Scale events closer than this, in opposite directions, count as a flap.
 const FLAP_WINDOW: f64 = 300.0;
@@ -43,8 +40,8 @@ pub struct SimConfig {
     pub cost_per_replica_hour: f64,
     /// Series step (seconds); `None` picks one giving at most about 1,500 rows.
     pub step: Option<f64>,
-    /// Ready replicas at t = 0; `None` = what the oracle needs for the first five
-    /// minutes, within the policy's `minReplicas..=maxReplicas`. Above `maxReplicas`,
+    /// Ready replicas at t = 0; `None` = what the oracle runs in its first window,
+    /// within the policy's `minReplicas..=maxReplicas`. Above `maxReplicas`,
     /// `maxReplicas` (where the HPA would bring it at its first sync).
     pub initial_replicas: Option<u32>,
     pub seed: u64,
@@ -139,12 +136,7 @@ struct Run<'a> {
     step_arrivals: u64,
     step_completed: u64,
     step_timed_out: u64,
-    window_arrivals: Vec<u64>,
-    /// The oracle window of the last arrival, and times `[from, to)` known to fall in it:
-    /// arrivals come in time order, so most need no division.
-    window: usize,
-    window_from: f64,
-    window_to: f64,
+    feasibility: Feasibility,
     scale_ups: u64,
     scale_downs: u64,
     flaps: u64,
@@ -158,7 +150,9 @@ struct Run<'a> {
 
 /// Simulates one policy on the traffic.
 ///
-/// `progress` is called now and then with the share of simulated time done (0..1).
+/// `oracle` is the traffic's ([`Oracle::compute`], the same for every policy); one not
+/// computed (e.g. [`Oracle::calibrate`]'s) is computed here. `progress` is called now
+/// and then with the share of simulated time done (0..1).
 ///
 /// # Errors
 /// A metric the model cannot produce, or a trace that fails while streaming.
@@ -174,11 +168,15 @@ pub fn run(
     let max_replicas = policy.hpa.spec.max_replicas;
     let limits = cfg.limits;
     check_size(policy, traffic, cfg)?;
+    let oracle = if oracle.is_computed() {
+        oracle
+    } else {
+        Oracle::compute(traffic, cfg, &mut |_| {})?
+    };
     let initial = match cfg.initial_replicas {
         // The HPA brings a count above maxReplicas down to it at its first sync.
         Some(n) => i32::try_from(n).unwrap_or(i32::MAX).min(max_replicas),
-        None => warm_start(traffic, oracle, &limits)?
-            .clamp(min_replicas, max_replicas.max(min_replicas)),
+        None => warm_start(&oracle).clamp(min_replicas, max_replicas.max(min_replicas)),
     };
     let model = &cfg.model;
     let cluster = Cluster::new(model, policy.deployment(), initial.max(0) as u32, cfg.seed);
@@ -210,10 +208,10 @@ pub fn run(
         step_arrivals: 0,
         step_completed: 0,
         step_timed_out: 0,
-        window_arrivals: Vec::new(),
-        window: 0,
-        window_from: 0.0,
-        window_to: f64::NEG_INFINITY,
+        feasibility: Feasibility::new(
+            &cfg.slo,
+            &crate::replica::ServerParams::from_model(&cfg.model),
+        ),
         scale_ups: 0,
         scale_downs: 0,
         flaps: 0,
@@ -270,7 +268,7 @@ fn check_size(policy: &Policy, traffic: &Traffic, cfg: &SimConfig) -> Result<()>
     Ok(())
 }
 
-fn too_many_requests(limit: u64) -> Error {
+pub(crate) fn too_many_requests(limit: u64) -> Error {
     Error::Limit {
         what: "the traffic generated".into(),
         amount: format!("more than {} requests", group_thousands(limit)),
@@ -280,25 +278,10 @@ fn too_many_requests(limit: u64) -> Error {
     }
 }
 
-/// The replicas the oracle gives the first five minutes of traffic: a run starts as if
-/// the HPA had been running before, not from `minReplicas` under full load.
-fn warm_start(traffic: &Traffic, oracle: Oracle, limits: &Limits) -> Result<i32> {
-    let window = WARM_START_WINDOW.min(traffic.horizon).max(1.0);
-    let mut arrivals = traffic.arrivals()?;
-    let mut n = 0u64;
-    while let Some(r) = arrivals.next_request() {
-        if r.t >= window {
-            break;
-        }
-        n += 1;
-        if n > limits.max_requests {
-            return Err(too_many_requests(limits.max_requests));
-        }
-    }
-    if let Some(e) = arrivals.take_error() {
-        return Err(Error::Trace(e));
-    }
-    Ok(oracle.replicas_for(n, window).min(f64::from(i32::MAX)) as i32)
+/// The replicas the oracle runs in its first window: a run starts as if the HPA had
+/// been running before, not from `minReplicas` under full load.
+fn warm_start(oracle: &Oracle) -> i32 {
+    i32::try_from(oracle.replicas_at(0.0)).unwrap_or(i32::MAX)
 }
 
 impl Run<'_> {
@@ -364,28 +347,23 @@ impl Run<'_> {
     fn arrive(&mut self, t: f64, input: u32, output: u32) {
         self.rec.arrived += 1;
         self.step_arrivals += 1;
-        if !(t >= self.window_from && t < self.window_to) {
-            let w = (t / oracle::WINDOW) as usize;
-            if w >= self.window_arrivals.len() {
-                self.window_arrivals.resize(w + 1, 0);
+        if !self.feasibility.feasible(input, output) {
+            self.rec.infeasible += 1;
+            if !self.feasibility.fits(input, output) {
+                self.rec.rejected += 1;
+                return;
             }
-            // `t / WINDOW` does not decrease as t grows, and stays below w + 1 while t is
-            // below this bound (its margin is far wider than a rounding error).
-            self.window = w;
-            self.window_from = t;
-            self.window_to = (w as f64 + 1.0) * oracle::WINDOW * (1.0 - 1e-12);
-        }
-        self.window_arrivals[self.window] += 1;
-        if !self.cluster.params.fits(input, output) {
-            self.rec.rejected += 1;
-            return;
         }
         self.cluster.route(
             Queued {
                 arrival: t,
                 input,
                 output,
-                tag: (),
+                tag: Tag {
+                    input,
+                    output,
+                    window: 0,
+                },
             },
             t,
             &mut self.rec,
@@ -563,30 +541,13 @@ impl Run<'_> {
         // The oracle is the traffic's: the same for every policy, over the traffic's
         // length. The policy's cost runs to the end of its run, drain included.
         let horizon = self.horizon;
-        // The oracle, per minute, then per series step.
-        let windows = (horizon / oracle::WINDOW).ceil().max(1.0) as usize;
-        let need: Vec<f64> = (0..windows)
-            .map(|w| {
-                let start = w as f64 * oracle::WINDOW;
-                let len = (horizon - start).min(oracle::WINDOW);
-                let arrivals = self.window_arrivals.get(w).copied().unwrap_or(0);
-                self.oracle.replicas_for(arrivals, len)
-            })
-            .collect();
-        let oracle_seconds: f64 = need
-            .iter()
-            .enumerate()
-            .map(|(w, n)| n * (horizon - w as f64 * oracle::WINDOW).min(oracle::WINDOW))
-            .sum();
+        let oracle_seconds = self.oracle.replica_seconds;
         for row in &mut self.rows {
-            if row.t - step >= horizon {
-                row.oracle = f64::NAN; // after the traffic: nothing to serve
-                continue;
-            }
-            let from = ((row.t - step).max(0.0) / oracle::WINDOW) as usize;
-            let to = ((row.t / oracle::WINDOW).ceil() as usize).clamp(from + 1, windows);
-            let slice = &need[from.min(windows - 1)..to];
-            row.oracle = slice.iter().sum::<f64>() / slice.len().max(1) as f64;
+            row.oracle = if row.t - step >= horizon {
+                f64::NAN // after the traffic: nothing to serve
+            } else {
+                self.oracle.mean_replicas(row.t - step, row.t)
+            };
         }
         let replica_seconds = self.cluster.replica_seconds(end);
         let rec = &self.rec;
@@ -606,9 +567,10 @@ impl Run<'_> {
             rejected: rec.rejected,
             latency: pct(&rec.latency),
             ttft: pct(&rec.ttft),
-            // No requests, no attainment (not 100 %).
-            slo_attainment: (rec.arrived > 0)
-                .then(|| (rec.met_slo as f64 / rec.arrived as f64 * 1e4).round() / 1e4),
+            infeasible: rec.infeasible,
+            // Over the feasible requests; none, no attainment (not 100 %).
+            slo_attainment: rec.attainment().map(round4),
+            oracle_slo_attainment: self.oracle.attainment.map(round4),
             slo: rec.slo,
             replica_seconds: round3(replica_seconds),
             replica_hours: round3(hours),
@@ -642,4 +604,9 @@ impl Run<'_> {
             },
         }
     }
+}
+
+/// Rounds a share to four decimals (a hundredth of a percent).
+fn round4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
 }

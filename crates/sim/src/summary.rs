@@ -30,9 +30,15 @@ pub struct Summary {
     pub latency: Percentiles,
     /// Time to first token of completed requests.
     pub ttft: Percentiles,
-    /// Share of all requests that completed within both SLO bounds; `null` when there
-    /// were no requests (nothing was attained, nothing missed).
+    /// Requests that cannot meet the SLO even alone on an idle replica: larger than the
+    /// KV cache (the `rejected` ones), or whose prefill or decode alone exceeds a bound.
+    /// They count neither for nor against a policy.
+    pub infeasible: u64,
+    /// Share of the feasible requests that completed within every SLO bound; `null`
+    /// when there were none (nothing was attained, nothing missed).
     pub slo_attainment: Option<f64>,
+    /// The oracle schedule's attainment, replayed on the same traffic: it meets the goal.
+    pub oracle_slo_attainment: Option<f64>,
     pub slo: Slo,
     /// Σ over pods of the time each was bound to a node, until the last request has
     /// completed (at most [`crate::DRAIN_LIMIT`] after the traffic ends).

@@ -47,12 +47,7 @@ fn model(yaml: &str) -> Model {
 }
 
 fn run(policy: &Policy, traffic: &Traffic, cfg: &SimConfig) -> RunOutput {
-    let oracle = Oracle::calibrate(
-        &ServerParams::from_model(&cfg.model),
-        &traffic.mix,
-        &cfg.slo,
-        cfg.seed,
-    );
+    let oracle = Oracle::compute(traffic, cfg, &mut |_| {}).expect("oracle");
     podscale_sim::run(policy, traffic, cfg, oracle, &mut |_| {}).expect("runs")
 }
 
@@ -381,7 +376,7 @@ fn manifests_the_validator_rejects_are_refused_with_its_messages() {
 fn a_metric_the_model_does_not_produce_is_refused_before_running() {
     let cfg = SimConfig::new(Model::default_model());
     let traffic = pattern("constant:rate=1", 60.0, 1);
-    let oracle = Oracle { capacity: 1.0 };
+    let oracle = Oracle::default();
     let policy = pods_policy("tokens_in_flight", "4", 1, 3);
     let e = podscale_sim::run(&policy, &traffic, &cfg, oracle, &mut |_| {}).expect_err("unmapped");
     let text = e.to_string();

@@ -37,7 +37,8 @@ pub trait Evaluate: Sync {
     fn goal(&self) -> f64;
 }
 
-/// Runs the simulator: one traffic, one configuration, one calibrated oracle.
+/// Runs the simulator: one traffic, one configuration, one oracle (computed once, as
+/// it depends on the traffic and the model, not on the policy).
 #[derive(Debug, Clone)]
 pub struct SimEvaluator {
     pub traffic: Traffic,
@@ -46,15 +47,17 @@ pub struct SimEvaluator {
 }
 
 impl SimEvaluator {
-    /// Calibrates the oracle for the traffic's request sizes, as `podscale simulate` does.
-    pub fn new(traffic: Traffic, cfg: SimConfig) -> Self {
-        let params = podscale_sim::replica::ServerParams::from_model(&cfg.model);
-        let oracle = Oracle::calibrate(&params, &traffic.mix, &cfg.slo, cfg.seed);
-        Self {
+    /// Computes the hindsight oracle for the traffic, as `podscale simulate` does.
+    ///
+    /// # Errors
+    /// As [`Oracle::compute`].
+    pub fn new(traffic: Traffic, cfg: SimConfig) -> Result<Self> {
+        let oracle = Oracle::compute(&traffic, &cfg, &mut |_| {})?;
+        Ok(Self {
             traffic,
             cfg,
             oracle,
-        }
+        })
     }
 
     /// The whole run (summary and series), for reports.
@@ -66,7 +69,7 @@ impl SimEvaluator {
             policy,
             &self.traffic,
             &self.cfg,
-            self.oracle,
+            self.oracle.clone(),
             &mut |_| {},
         )?)
     }

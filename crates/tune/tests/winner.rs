@@ -27,7 +27,7 @@ fn the_winner_always_validates_and_meets_the_goal_on_the_traffic_searched() {
         slo: Slo::parse("ttft=2s,e2e=30s,goal=98%").expect("slo"),
         ..SimConfig::new(Model::default_model())
     };
-    let eval = SimEvaluator::new(traffic, cfg);
+    let eval = SimEvaluator::new(traffic, cfg).expect("oracle");
     let mut winners = 0;
     for file in ["inference-hpa-resource.yaml", "inference-hpa-custom.yaml"] {
         let seed = manifest(file);
