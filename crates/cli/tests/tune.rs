@@ -144,15 +144,38 @@ fn the_table_shows_the_front_and_the_holdout_and_json_has_them() {
 
 #[test]
 fn an_unreachable_goal_exits_1_and_bad_options_are_refused() {
-    // No policy serves a 1 ms TTFT: no manifest, exit code 1, and the advice.
+    // Changing only the windows cannot make the seed CPU HPA serve every request
+    // within the SLO (it misses a burst's first requests whatever the windows): no
+    // manifest, exit code 1, and the advice. (A TTFT bound no request can meet is not
+    // this case: such requests are infeasible and attainment is over the feasible.)
     let out = tune(
         "examples/manifests/inference-hpa-resource.yaml",
-        &["--slo", "ttft=1ms,goal=99%", "-o", "yaml"],
+        &[
+            "--slo",
+            "ttft=2s,e2e=30s,goal=100%",
+            "--free",
+            "windows",
+            "-o",
+            "yaml",
+        ],
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     assert!(
         text(&out.stderr).contains("no candidate of"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A TTFT bound that no request meets even alone on an idle replica: nothing to
+    // tune, said as such (not a vacuous 100% over zero feasible requests).
+    let out = tune(
+        "examples/manifests/inference-hpa-resource.yaml",
+        &["--slo", "ttft=0.01ms,goal=99%"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("requests is infeasible under this SLO"),
         "{}",
         text(&out.stderr)
     );

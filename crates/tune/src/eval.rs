@@ -50,9 +50,15 @@ impl SimEvaluator {
     /// Computes the hindsight oracle for the traffic, as `podscale simulate` does.
     ///
     /// # Errors
-    /// As [`Oracle::compute`].
+    /// As [`Oracle::compute`]; [`crate::Error::AllInfeasible`] when no request can meet
+    /// the SLO (every policy would "meet" the goal over zero feasible requests).
     pub fn new(traffic: Traffic, cfg: SimConfig) -> Result<Self> {
         let oracle = Oracle::compute(&traffic, &cfg, &mut |_| {})?;
+        if oracle.requests > 0 && oracle.infeasible == oracle.requests {
+            return Err(crate::Error::AllInfeasible {
+                requests: oracle.requests,
+            });
+        }
         Ok(Self {
             traffic,
             cfg,

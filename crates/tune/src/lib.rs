@@ -43,6 +43,12 @@ pub enum Error {
         amount: String,
         limit: String,
     },
+    /// No request of the traffic can meet the SLO, whatever the policy: there is
+    /// nothing to tune (attainment is over feasible requests).
+    #[error(
+        "every one of the {requests} requests is infeasible under this SLO (none meets it even alone on an idle replica): relax --slo or choose a larger --model"
+    )]
+    AllInfeasible { requests: u64 },
     /// A candidate could not be written as YAML (not expected).
     #[error("cannot write the manifest as YAML: {0}")]
     Yaml(String),
