@@ -292,6 +292,24 @@ async fn shadow_annotate_does_not_rewrite_what_the_hpa_already_says() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn shadow_annotate_does_not_rewrite_while_the_watch_lags_behind_its_own_patch() {
+    let api = shadow_api(60);
+    api.lock().hpa_watch_lags = true;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let controller = tokio::spawn(run(api.client(), shadow_options(true), stop_rx));
+    tokio::time::sleep(Duration::from_secs(46)).await;
+    assert!(scale_reads(&api) >= 4, "synced: {}", scale_reads(&api));
+    assert_eq!(
+        api.lock().hpa_patches.len(),
+        1,
+        "{:?}",
+        api.lock().hpa_patches
+    );
+    assert_eq!(annotation(&api).expect("annotated")["desiredReplicas"], 4);
+    stop(stop_tx, controller).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn shadow_without_annotate_writes_nothing() {
     let api = shadow_api(60);
     let (stop_tx, stop_rx) = watch::channel(false);

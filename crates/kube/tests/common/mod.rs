@@ -68,6 +68,8 @@ pub struct State {
     pub watchers: Vec<mpsc::UnboundedSender<Bytes>>,
     /// Open HPA watches: sent the HPAs patched after they opened.
     pub hpa_watchers: Vec<mpsc::UnboundedSender<Bytes>>,
+    /// Do not tell the HPA watches about patches (a watch that lags behind).
+    pub hpa_watch_lags: bool,
 }
 
 impl State {
@@ -521,7 +523,9 @@ impl FakeApi {
                 let mut line = json!({"type": "MODIFIED", "object": out}).to_string();
                 line.push('\n');
                 let line = Bytes::from(line);
-                s.hpa_watchers.retain(|w| w.send(line.clone()).is_ok());
+                if !s.hpa_watch_lags {
+                    s.hpa_watchers.retain(|w| w.send(line.clone()).is_ok());
+                }
                 json_response(StatusCode::OK, &out)
             }
             ("POST", ["api", "v1", "namespaces", _ns, "events"]) => {
