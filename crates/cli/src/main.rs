@@ -199,6 +199,7 @@ enum Command {
     /// Examples:
     ///   podscale run --kubeconfig ~/.kube/config --config podscale.yaml
     ///   podscale run --shadow        what podscale would do next to your HPAs
+    ///   podscale run --shadow --shadow-annotate   ... also as an annotation on each HPA
     ///   podscale run --leader-election --metrics-addr 0.0.0.0:9090
     ///   podscale run --local --config examples/local/podscale.yaml examples/local/hpa.yaml
     #[command(verbatim_doc_comment)]
@@ -266,6 +267,12 @@ struct RunArgs {
     /// metrics; write nothing.
     #[arg(long, conflicts_with = "local")]
     shadow: bool,
+    /// With --shadow: also write each HPA's recommendation on it, as the annotation
+    /// `podscale.dev/recommendation` (JSON: desiredReplicas, currentReplicas, time,
+    /// reason), only when it changes. Needs `patch` on horizontalpodautoscalers; spec,
+    /// status and /scale are never written.
+    #[arg(long, requires = "shadow")]
+    shadow_annotate: bool,
     /// Write only while holding a Lease, so several replicas can run.
     #[arg(long, conflicts_with = "local")]
     leader_election: bool,
@@ -305,6 +312,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         config: args.config,
         namespace: args.namespace,
         shadow: args.shadow,
+        shadow_annotate: args.shadow_annotate,
         leader_election: args.leader_election,
         lease_name: args.lease_name,
         lease_namespace: args.lease_namespace,

@@ -29,6 +29,11 @@ pub struct Args {
     /// metrics; write nothing.
     #[arg(long)]
     pub shadow: bool,
+    /// With --shadow: also write each HPA's recommendation on it, as the annotation
+    /// `podscale.dev/recommendation` (only when it changes; needs `patch` on
+    /// horizontalpodautoscalers). Spec, status and /scale are never written.
+    #[arg(long, requires = "shadow")]
+    pub shadow_annotate: bool,
     /// Write only while holding a Lease, so several replicas can run.
     #[arg(long)]
     pub leader_election: bool,
@@ -101,6 +106,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         let opts = RunOptions {
             namespace: (args.namespace != "all").then(|| args.namespace.clone()),
             shadow: args.shadow,
+            shadow_annotate: args.shadow_annotate,
             lease,
             metrics_addr,
             settings: ControllerSettings {

@@ -180,6 +180,7 @@ fn measure(n: usize, window: Duration, api: SocketAddr) -> Result<(), Box<dyn st
         let opts = RunOptions {
             namespace: None,
             shadow: false,
+            shadow_annotate: false,
             lease: None,
             metrics_addr: Some(admin),
             settings: ControllerSettings::default(),

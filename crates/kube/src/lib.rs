@@ -16,11 +16,13 @@
 //!   `podscale_metrics::collect`.
 //! - [`run`]: `podscale run` — watchers feeding the runtime's `Controller`, leader
 //!   election on a Lease driving its `may_write`, shadow mode over standard HPAs;
-//!   [`admin`]: `/metrics`, `/healthz`, `/readyz`.
+//!   [`admin`]: `/metrics`, `/healthz`, `/readyz`; [`annotate`]: shadow mode's opt-in
+//!   `podscale.dev/recommendation` annotation on each HPA.
 //! - [`print`]: what `kubectl get hpa` prints (TARGETS, AGE, tables).
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod annotate;
 pub mod convert;
 pub mod crd;
 pub mod get;

@@ -29,6 +29,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
 
 use crate::admin::{self, Render};
+use crate::annotate::AnnotatingRecorder;
 use crate::crd::Autoscaler;
 use crate::recorder::{KubeRecorder, Uids};
 use crate::source::CollectSource;
@@ -62,6 +63,10 @@ pub struct RunOptions {
     /// `None`: every namespace.
     pub namespace: Option<String>,
     pub shadow: bool,
+    /// In shadow mode, also write each HPA's recommendation on it as the
+    /// `podscale.dev/recommendation` annotation (when it changes). Needs `patch` on
+    /// `horizontalpodautoscalers`.
+    pub shadow_annotate: bool,
     pub lease: Option<LeaseOptions>,
     pub metrics_addr: Option<SocketAddr>,
     pub settings: ControllerSettings,
@@ -253,6 +258,11 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
     let mut opts = opts;
+    if opts.shadow_annotate && !opts.shadow {
+        return Err(RunError::Config(
+            "--shadow-annotate needs --shadow (it annotates standard HPAs)".into(),
+        ));
+    }
     // The controller reads the metrics APIs through its own connection: a config
     // without a `kubernetes:` section (or no config at all) gets the default one, so a
     // metric `metrics:` does not list is read from custom.metrics.k8s.io /
@@ -304,10 +314,16 @@ pub async fn run(
     let result = if opts.shadow {
         let target = Shadow::new(KubeTarget::new(client.clone()));
         let source = CollectSource::new(opts.metrics.clone(), sources, target.inner().addresses());
+        let uids = Uids::default();
+        let recorder = if opts.shadow_annotate {
+            AnnotatingRecorder::new(MemoryRecorder::new(32), client.clone(), uids.clone())
+        } else {
+            AnnotatingRecorder::off(MemoryRecorder::new(32))
+        };
         let controller = Controller::with_leadership(
             target,
             source,
-            MemoryRecorder::new(32),
+            recorder,
             clock,
             opts.loop_config.clone(),
             opts.settings.clone(),
@@ -323,7 +339,7 @@ pub async fn run(
                 })
             },
             tx,
-            None,
+            Some(uids),
             Arc::clone(&ready),
             shutdown.clone(),
         );

@@ -35,7 +35,7 @@ pub mod target;
 
 pub use clock::{Clock, TokioClock};
 pub use controller::{AutoscalerOptions, Controller, Update};
-pub use recorder::{MemoryRecorder, Recorder};
+pub use recorder::{MemoryRecorder, Recommendation, Recorder};
 pub use shadow::Shadow;
 pub use source::MetricSource;
 pub use stats::Stats;

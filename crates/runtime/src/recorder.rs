@@ -34,6 +34,36 @@ pub trait Recorder: Send + Sync + 'static {
         hpa: &HorizontalPodAutoscaler,
         event: &Event,
     ) -> impl Future<Output = ()> + Send;
+
+    /// What this sync decided, after its status and events: called once per sync that
+    /// reached a decision, while this instance may write. Nothing by default; shadow
+    /// mode can publish it (e.g. as an annotation on the HPA). Best effort, as events.
+    fn recommendation(
+        &self,
+        key: &Key,
+        hpa: &HorizontalPodAutoscaler,
+        recommendation: &Recommendation,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (key, hpa, recommendation);
+        std::future::ready(())
+    }
+}
+
+/// The outcome of one sync, as a recommendation: what the loop would set the target's
+/// replicas to, from what, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recommendation {
+    /// The replica count the decision wants (the current one when it wants no change).
+    pub desired_replicas: i32,
+    /// The target's `spec.replicas` when read.
+    pub current_replicas: i32,
+    /// Why: upstream's rescale reason (`cpu resource utilization (percentage of
+    /// request) above target`, …) when it would rescale, else the reason of the
+    /// condition that explains why not (`ScaleDownStabilized`, `TooManyReplicas`,
+    /// `FailedGetExternalMetric`, `DesiredWithinRange`, …).
+    pub reason: String,
+    /// When the decision was made (the loop's clock).
+    pub time: jiff::Timestamp,
 }
 
 /// What a [`MemoryRecorder`] holds for one autoscaler.

@@ -10,7 +10,7 @@ use podscale_core::observed::{Observed, Pod};
 use tokio::sync::watch;
 
 use crate::clock::{Clock, timeout};
-use crate::recorder::Recorder;
+use crate::recorder::{Recommendation, Recorder};
 use crate::source::{MetricSource, all_failed};
 use crate::stats::{Stats, bump};
 use crate::target::{Key, ScaleTarget, TargetError};
@@ -349,6 +349,22 @@ impl<T: ScaleTarget, M: MetricSource, R: Recorder, C: Clock> Parts<'_, T, M, R, 
         for e in &decision.events {
             self.record_event(key, autoscaler, e).await;
         }
+        if self.leader() {
+            let recommendation = Recommendation {
+                desired_replicas: decision.desired_replicas,
+                current_replicas: scale.spec_replicas,
+                reason: recommendation_reason(&decision),
+                time: now,
+            };
+            // Best effort, as events: a slow recorder must not hold the loop.
+            let _ = timeout(
+                self.clock,
+                self.config.call_timeout,
+                self.recorder
+                    .recommendation(key, autoscaler.hpa(), &recommendation),
+            )
+            .await;
+        }
         Attempt::Done(SyncReport {
             current_replicas: Some(scale.spec_replicas),
             desired_replicas: Some(decision.desired_replicas),
@@ -430,6 +446,33 @@ impl<T: ScaleTarget, M: MetricSource, R: Recorder, C: Clock> Parts<'_, T, M, R, 
         )
         .await;
     }
+}
+
+/// Why a decision wants what it wants, in a few words: upstream's rescale reason (the
+/// one its `SuccessfulRescale` event gives) when it rescales; otherwise the reason of
+/// the condition that explains keeping the replicas, in the order `kubectl describe`
+/// readers look for it: metrics that failed (`ScalingActive=False`), a stabilization
+/// window (`AbleToScale`), then the limits (`ScalingLimited`: `TooManyReplicas`, …, or
+/// `DesiredWithinRange`).
+fn recommendation_reason(decision: &podscale_core::Decision) -> String {
+    use podscale_core::conditions::{ABLE_TO_SCALE, SCALING_ACTIVE, SCALING_LIMITED, reasons};
+    if decision.rescale && !decision.reason.is_empty() {
+        return decision.reason.clone();
+    }
+    let conds = decision.status.conditions.as_deref().unwrap_or_default();
+    let find = |t: &str| conds.iter().find(|c| c.type_ == t);
+    if let Some(c) = find(SCALING_ACTIVE).filter(|c| c.status == "False") {
+        return c.reason.clone();
+    }
+    if let Some(c) = find(ABLE_TO_SCALE).filter(|c| {
+        c.reason != reasons::READY_FOR_NEW_SCALE && c.reason != reasons::SUCCEEDED_RESCALE
+    }) {
+        return c.reason.clone();
+    }
+    if let Some(c) = find(SCALING_LIMITED) {
+        return c.reason.clone();
+    }
+    decision.reason.clone()
 }
 
 /// For a target the loop does not write (shadow mode): a change of the target's

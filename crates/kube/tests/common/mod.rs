@@ -3,7 +3,8 @@
 //! conflicts), pod lists (filtered by an `app=NAME` selector when pods are
 //! synthesized), Autoscalers listed and watched (with resource versions, replayed
 //! from the requested version as the API server's watch cache does), their status
-//! patches, HPAs (listed and watched, never changing), events, and the external
+//! patches, HPAs (listed and watched; a merge patch of one changes it and is sent to
+//! the HPA watches as MODIFIED), events, and the external
 //! metrics API. Each test gets its own; `kube::Client::new` talks to it through a
 //! tower service, no socket; [`FakeApi::serve`] also serves it over TCP (benchmarks).
 #![allow(dead_code)]
@@ -39,6 +40,8 @@ pub struct State {
     pub hpas: Vec<Value>,
     /// Bodies of status patches, in order.
     pub status_patches: Vec<Value>,
+    /// Bodies of HPA patches (`PATCH …/horizontalpodautoscalers/NAME`), in order.
+    pub hpa_patches: Vec<Value>,
     /// Events created.
     pub events: Vec<Value>,
     /// Replica counts of successful scale updates.
@@ -63,8 +66,10 @@ pub struct State {
     pub autoscaler_events: VecDeque<(u64, Bytes)>,
     /// Open Autoscaler watches.
     pub watchers: Vec<mpsc::UnboundedSender<Bytes>>,
-    /// Open HPA watches: never sent anything, kept so they stay open.
+    /// Open HPA watches: sent the HPAs patched after they opened.
     pub hpa_watchers: Vec<mpsc::UnboundedSender<Bytes>>,
+    /// Do not tell the HPA watches about patches (a watch that lags behind).
+    pub hpa_watch_lags: bool,
 }
 
 impl State {
@@ -490,6 +495,39 @@ impl FakeApi {
                 s.autoscalers.insert((*name).to_owned(), out.clone());
                 json_response(StatusCode::OK, &out)
             }
+            (
+                "PATCH",
+                [
+                    "apis",
+                    "autoscaling",
+                    "v2",
+                    "namespaces",
+                    _ns,
+                    "horizontalpodautoscalers",
+                    name,
+                ],
+            ) => {
+                s.hpa_patches.push(body.clone());
+                let Some(i) = s.hpas.iter().position(|h| h["metadata"]["name"] == *name) else {
+                    return status(
+                        404,
+                        "NotFound",
+                        &format!("horizontalpodautoscalers.autoscaling \"{name}\" not found"),
+                    );
+                };
+                let mut out = s.hpas[i].clone();
+                merge(&mut out, &body);
+                s.resource_version += 1;
+                out["metadata"]["resourceVersion"] = json!(s.resource_version.to_string());
+                s.hpas[i] = out.clone();
+                let mut line = json!({"type": "MODIFIED", "object": out}).to_string();
+                line.push('\n');
+                let line = Bytes::from(line);
+                if !s.hpa_watch_lags {
+                    s.hpa_watchers.retain(|w| w.send(line.clone()).is_ok());
+                }
+                json_response(StatusCode::OK, &out)
+            }
             ("POST", ["api", "v1", "namespaces", _ns, "events"]) => {
                 s.events.push(body.clone());
                 json_response(StatusCode::CREATED, &body)
@@ -586,6 +624,23 @@ pub fn autoscaler(name: &str) -> Value {
             // With a behavior, as the API server defaults one for HPAs: scale events
             // are recorded (upstream's storeScaleEvent needs it).
             "behavior": {"scaleUp": {"policies": [{"type": "Pods", "value": 4, "periodSeconds": 15}]}},
+            "metrics": [{"type": "External", "external": {"metric": {"name": "queue"},
+                         "target": {"type": "AverageValue", "averageValue": "10"}}}]
+        }
+    })
+}
+
+/// A standard `autoscaling/v2` HPA `name` of Deployment `web` scaling on the External
+/// metric `queue` (AverageValue 10), without a behavior (the defaults: up by 4 pods or
+/// 100% per 15 s).
+pub fn hpa(name: &str) -> Value {
+    json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": "default", "uid": format!("uid-hpa-{name}"),
+                     "resourceVersion": "1", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 1, "maxReplicas": 10,
             "metrics": [{"type": "External", "external": {"metric": {"name": "queue"},
                          "target": {"type": "AverageValue", "averageValue": "10"}}}]
         }
