@@ -834,3 +834,50 @@ fn the_adapters_pod_values_apply_to_its_pods_only() {
     assert!(controller["spec"].get("nodeSelector").is_none());
     assert!(controller["spec"].get("priorityClassName").is_none());
 }
+
+/// The HPA `patch` rule and the flag come only with `shadow` and `shadowAnnotate`
+/// together: a chart that grants it without the flag (or the flag without the grant)
+/// would be either over-privileged or broken.
+#[test]
+fn shadow_annotate_grants_hpa_patch_and_passes_the_flag_only_with_shadow() {
+    fn hpa_patch(objs: &[Value]) -> bool {
+        objs.iter()
+            .filter(|o| o["kind"] == "ClusterRole" || o["kind"] == "Role")
+            .flat_map(|o| o["rules"].as_array().cloned().unwrap_or_default())
+            .any(|r| {
+                let has = |field: &str, want: &str| {
+                    r[field]
+                        .as_array()
+                        .is_some_and(|v| v.iter().any(|x| x == want))
+                };
+                has("resources", "horizontalpodautoscalers") && has("verbs", "patch")
+            })
+    }
+    fn args(objs: &[Value]) -> Vec<String> {
+        objs.iter()
+            .filter(|o| o["kind"] == "Deployment")
+            .flat_map(|o| {
+                o["spec"]["template"]["spec"]["containers"][0]["args"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect()
+    }
+    for (sets, want) in [
+        (vec![], false),
+        (vec!["shadow=true"], false),
+        (vec!["shadowAnnotate=true"], false),
+        (vec!["shadow=true", "shadowAnnotate=true"], true),
+    ] {
+        let objs = template(&sets);
+        assert_eq!(hpa_patch(&objs), want, "RBAC with {sets:?}");
+        let a = args(&objs);
+        assert_eq!(
+            a.iter().any(|x| x == "--shadow-annotate"),
+            want,
+            "args with {sets:?}: {a:?}"
+        );
+    }
+}
