@@ -233,7 +233,11 @@ async fn metrics_move_with_load() {
     // Generous: on a loaded machine the six requests may take a while to be admitted.
     for _ in 0..500 {
         busy = call(addr, "GET", "/metrics", None).await.body;
-        if metric(&busy, "vllm:num_requests_running") == 2.0 {
+        // Both slots busy *and* a queue: the six requests are spawned tasks that may
+        // still be connecting when the first two are already running.
+        if metric(&busy, "vllm:num_requests_running") == 2.0
+            && metric(&busy, "vllm:num_requests_waiting") >= 1.0
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
