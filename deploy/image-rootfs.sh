@@ -13,7 +13,8 @@ mkdir -p "$root/etc/ssl/certs" "$root/tmp"
 cp "$bin" "$root/podscale"
 cp deploy/Dockerfile.prebuilt "$ctx/" 2>/dev/null || true
 # ldd prints "name => /path (addr)" or "/path (addr)"; a static binary prints neither.
-ldd "$bin" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
+# (ldd exits 1 on a static binary: that is not an error here.)
+{ ldd "$bin" 2>/dev/null || true; } | { grep -o '/[^ ]*' || true; } | while read -r lib; do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
 done
