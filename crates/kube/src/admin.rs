@@ -36,55 +36,7 @@ pub fn render(
 ) -> String {
     // prometheus-client ends each help text with a period itself.
     let mut r = Registry::with_prefix("podscale");
-    let counters: [(&str, &str, u64); 14] = [
-        ("syncs", "Syncs of autoscalers (reconciles)", stats.syncs),
-        ("decisions", "Decisions the engine made", stats.decisions),
-        ("rescales", "Scale updates written", stats.rescales),
-        (
-            "rescale_failures",
-            "Scale updates that failed",
-            stats.rescale_failures,
-        ),
-        (
-            "conflicts_retried",
-            "Scale updates that hit a conflict and were retried on fresh reads",
-            stats.conflicts_retried,
-        ),
-        (
-            "get_scale_failures",
-            "Reads of a target's scale that failed",
-            stats.get_scale_failures,
-        ),
-        (
-            "list_pods_failures",
-            "Pod listings that failed",
-            stats.list_pods_failures,
-        ),
-        (
-            "metric_failures",
-            "Syncs where every metric failed",
-            stats.metric_failures,
-        ),
-        (
-            "partial_metric_failures",
-            "Syncs where some metrics failed",
-            stats.partial_metric_failures,
-        ),
-        ("status_writes", "Status writes", stats.status_writes),
-        (
-            "status_write_failures",
-            "Status writes that failed",
-            stats.status_write_failures,
-        ),
-        ("events", "Events recorded", stats.events),
-        ("timeouts", "Calls that timed out", stats.timeouts),
-        (
-            "skipped_not_leader",
-            "Syncs or writes skipped while not the leader",
-            stats.skipped_not_leader,
-        ),
-    ];
-    for (name, help, v) in counters {
+    for (name, help, v) in stats.counters() {
         let c: Counter = Counter::default();
         c.inc_by(v);
         r.register(name, help, c);

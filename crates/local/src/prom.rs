@@ -74,39 +74,19 @@ pub fn render(s: &Sources<'_>) -> String {
     // prometheus-client ends each help text with a period itself.
     let mut r = Registry::with_prefix("podscale");
     let stats = s.stats;
-    let counters: [(&str, &str, u64); 10] = [
-        ("syncs", "Syncs of autoscalers (reconciles)", stats.syncs),
-        ("decisions", "Decisions the engine made", stats.decisions),
-        ("rescales", "Scale updates written", stats.rescales),
-        (
-            "rescale_failures",
-            "Scale updates that failed",
-            stats.rescale_failures,
-        ),
-        (
-            "get_scale_failures",
-            "Reads of a target's scale that failed",
-            stats.get_scale_failures,
-        ),
-        (
-            "list_pods_failures",
-            "Pod listings that failed",
-            stats.list_pods_failures,
-        ),
-        (
-            "metric_failures",
-            "Syncs where every metric failed",
-            stats.metric_failures,
-        ),
-        (
-            "partial_metric_failures",
-            "Syncs where some metrics failed",
-            stats.partial_metric_failures,
-        ),
-        ("events", "Events recorded", stats.events),
-        ("timeouts", "Calls that timed out", stats.timeouts),
+    // The local runtime has no API conflicts, no status writes and no leader election:
+    // those counters would always read 0 here.
+    const NOT_LOCAL: [&str; 4] = [
+        "conflicts_retried",
+        "status_writes",
+        "status_write_failures",
+        "skipped_not_leader",
     ];
-    for (name, help, v) in counters {
+    for (name, help, v) in stats
+        .counters()
+        .into_iter()
+        .filter(|(name, ..)| !NOT_LOCAL.contains(name))
+    {
         let c: Counter = Counter::default();
         c.inc_by(v);
         r.register(name, help, c);

@@ -41,6 +41,62 @@ pub struct StatsSnapshot {
     pub skipped_not_leader: u64,
 }
 
+impl StatsSnapshot {
+    /// Every counter as (metric name without the `podscale_` prefix, help, value): the
+    /// one table both `/metrics` endpoints (the Kubernetes controller's admin server
+    /// and the local runtime's status API) register, so one dashboard reads both.
+    pub fn counters(&self) -> [(&'static str, &'static str, u64); 14] {
+        [
+            ("syncs", "Syncs of autoscalers (reconciles)", self.syncs),
+            ("decisions", "Decisions the engine made", self.decisions),
+            ("rescales", "Scale updates written", self.rescales),
+            (
+                "rescale_failures",
+                "Scale updates that failed",
+                self.rescale_failures,
+            ),
+            (
+                "conflicts_retried",
+                "Scale updates that hit a conflict and were retried on fresh reads",
+                self.conflicts_retried,
+            ),
+            (
+                "get_scale_failures",
+                "Reads of a target's scale that failed",
+                self.get_scale_failures,
+            ),
+            (
+                "list_pods_failures",
+                "Pod listings that failed",
+                self.list_pods_failures,
+            ),
+            (
+                "metric_failures",
+                "Syncs where every metric failed",
+                self.metric_failures,
+            ),
+            (
+                "partial_metric_failures",
+                "Syncs where some metrics failed",
+                self.partial_metric_failures,
+            ),
+            ("status_writes", "Status writes", self.status_writes),
+            (
+                "status_write_failures",
+                "Status writes that failed",
+                self.status_write_failures,
+            ),
+            ("events", "Events recorded", self.events),
+            ("timeouts", "Calls that timed out", self.timeouts),
+            (
+                "skipped_not_leader",
+                "Syncs or writes skipped while not the leader",
+                self.skipped_not_leader,
+            ),
+        ]
+    }
+}
+
 pub(crate) fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
